@@ -1,0 +1,1 @@
+"""Edge runtime: run exported handwriting models on a Raspberry Pi (no TensorFlow)."""

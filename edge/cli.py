@@ -1,0 +1,228 @@
+"""`edge classify | bench | info`: the device command line; the only place that prints and exits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import EdgeError, GateError, ImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+EVAL_FILE = "test-split.npz"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the `edge` command."""
+    parser = argparse.ArgumentParser(
+        prog="edge",
+        description="Run and measure exported handwriting models (TFLite) on a "
+        "Raspberry Pi or any host, without TensorFlow.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    info = sub.add_parser("info", help="show a model's sidecar and tensor details")
+    info.add_argument("model", type=Path, help="exported .tflite file (sidecar beside it)")
+    info.add_argument("--json", type=Path, help="also write the details to this JSON file")
+
+    classify = sub.add_parser("classify", help="classify images of single characters")
+    classify.add_argument("model", type=Path, help="exported .tflite file (sidecar beside it)")
+    classify.add_argument("images", type=Path, nargs="+", help="image files or folders of images")
+    classify.add_argument("--top-k", type=int, default=3, help="how many classes to show (3)")
+    classify.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    classify.add_argument("--json", type=Path, help="write predictions to this JSON file")
+
+    bench = sub.add_parser("bench", help="accuracy, latency and memory of one or more models")
+    bench.add_argument("models", type=Path, nargs="+", help="exported .tflite files")
+    bench.add_argument(
+        "--dataset",
+        type=str,
+        default=None,
+        help="dataset name (mnist, usps, emnist-mnist, ...) read from HWR_DATA_DIR, "
+        f"or an .npz split; default: the {EVAL_FILE} exported beside each model",
+    )
+    bench.add_argument("--split", type=str, default="test", help="split of a named dataset (test)")
+    bench.add_argument("--runs", type=int, default=1000, help="minimum timed runs (1000)")
+    bench.add_argument("--warmup", type=int, default=50, help="untimed warm-up runs (50)")
+    bench.add_argument("--min-seconds", type=float, default=1.0, help="minimum timed seconds (1)")
+    bench.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    bench.add_argument("--json", type=Path, help="write the full results to this JSON file")
+    bench.add_argument("--csv", type=Path, help="write the results to this CSV file")
+    bench.add_argument(
+        "--min-acc",
+        type=float,
+        default=None,
+        help="gate: exit 1 if any model's accuracy (0-1) is below this",
+    )
+    return parser
+
+
+def _collect_images(paths: list[Path]) -> list[Path]:
+    """Expand folders into their image files; fail when nothing is left."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ImageError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ImageError(f"image {path} not found: check the path")
+    return files
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image file (EXIF rotation applied) or raise ImageError naming the fix."""
+    import cv2
+
+    data = np.fromfile(path, dtype=np.uint8) if path.stat().st_size else np.zeros(0, np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None or image.size == 0:
+        raise ImageError(f"cannot read image {path}: empty or not an image file (use PNG or JPEG)")
+    return image
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from edge.interpreter import Classifier
+
+    clf = Classifier(args.model)
+    details = {
+        "model": str(args.model),
+        "size_bytes": args.model.stat().st_size,
+        "backend": f"{clf.backend.name} {clf.backend.version}",
+        "input": {k: _jsonable(v) for k, v in clf._input.items() if k != "sparsity_parameters"},
+        "output": {k: _jsonable(v) for k, v in clf._output.items() if k != "sparsity_parameters"},
+        "sidecar": clf.spec.to_dict(),
+    }
+    print(json.dumps(details, indent=2))
+    if args.json:
+        _write(args.json, json.dumps(details, indent=2))
+    return 0
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, type):
+        return np.dtype(value).name
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from edge.interpreter import Classifier
+    from edge.preprocess import extract_character, to_model_input
+
+    clf = Classifier(args.model, num_threads=args.threads)
+    records = []
+    for path in _collect_images(args.images):
+        try:
+            char = extract_character(read_image(path), clf.spec.preprocess)
+        except ValueError as exc:
+            raise ImageError(
+                f"{path}: {exc} (photograph dark ink on light paper, or crop "
+                "closer to the character)"
+            ) from None
+        top = clf.top_k(clf.predict(to_model_input(char, clf.spec.preprocess)[0]), args.top_k)
+        records.append({"image": str(path), "top_k": [{"label": k, "p": p} for k, p in top]})
+        print(f"{path}: " + "  ".join(f"{label} {p:.3f}" for label, p in top))
+    if args.json:
+        _write(args.json, json.dumps({"model": str(args.model), "predictions": records}, indent=2))
+    return 0
+
+
+def _eval_split(model: Path, dataset: str | None, split: str):
+    from edge.datasets import load_npz_split, load_split
+
+    if dataset is None:
+        path = model.parent / EVAL_FILE
+        if not path.exists():
+            raise EdgeError(
+                f"no {EVAL_FILE} beside {model}: pass --dataset NAME (e.g. mnist) or an .npz split"
+            )
+        return load_npz_split(path)
+    if dataset.endswith(".npz"):
+        return load_npz_split(Path(dataset))
+    return load_split(dataset, split)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edge.bench import bench_model, machine_info
+    from edge.report import format_table, to_csv, to_json
+
+    rows, cache = [], {}
+    for model in args.models:
+        key = args.dataset or str(model.parent)
+        if key not in cache:
+            cache[key] = _eval_split(model, args.dataset, args.split)
+        print(
+            f"benchmarking {model} on {cache[key].name}/{cache[key].split} "
+            f"({len(cache[key].labels)} images) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        rows.append(
+            bench_model(
+                model,
+                cache[key],
+                threads=args.threads,
+                runs=args.runs,
+                warmup=args.warmup,
+                min_seconds=args.min_seconds,
+            )
+        )
+    print(format_table(rows))
+    settings = {
+        k: v
+        for k, v in vars(args).items()
+        if k in ("runs", "warmup", "min_seconds", "threads", "dataset", "split")
+    }
+    if args.json:
+        _write(args.json, to_json(rows, machine_info(), settings))
+    if args.csv:
+        _write(args.csv, to_csv(rows))
+    failed = [r for r in rows if args.min_acc is not None and not r.accuracy >= args.min_acc]
+    if failed:
+        names = ", ".join(f"{r.path} ({100 * r.accuracy:.2f}%)" for r in failed)
+        raise GateError(f"accuracy below --min-acc {args.min_acc}: {names}")
+    return 0
+
+
+def _write(path: Path, text: str) -> None:
+    from edge.report import write_text
+
+    if not path.parent.exists():
+        raise EdgeError(f"cannot write {path}: folder {path.parent} does not exist")
+    write_text(path, text)
+
+
+COMMANDS = {"info": cmd_info, "classify": cmd_classify, "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `edge` command line; return the exit code (0 ok, 1 gate failed, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except GateError as exc:
+        print(f"edge: gate failed: {exc}", file=sys.stderr)
+        return 1
+    except EdgeError as exc:
+        if args.debug:
+            raise
+        print(f"edge: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edge: interrupted", file=sys.stderr)
+        return 130

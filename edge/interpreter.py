@@ -1,0 +1,224 @@
+"""Classifier: find a TFLite backend, load a model once, quantize in, dequantize out."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import ModelError, SidecarError
+from edge.spec import ModelSpec, TensorSpec, file_sha256, load_spec
+
+# (backend name, module holding Interpreter, distribution for the version)
+BACKENDS = (
+    ("ai_edge_litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite_runtime", "tflite_runtime.interpreter", "tflite-runtime"),
+    ("tensorflow", "tensorflow.lite", "tensorflow"),
+)
+BACKEND_ENV = "HWR_BACKEND"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A TFLite interpreter implementation that imported successfully."""
+
+    name: str
+    version: str
+    interpreter_class: Any
+
+
+def _version(distribution: str, module: Any) -> str:
+    for dist in (distribution, f"{distribution}-cpu"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return str(getattr(module, "__version__", "unknown"))
+
+
+def load_backend(name: str | None = None) -> Backend:
+    """Import the first available TFLite backend: ai_edge_litert, tflite_runtime, tensorflow.
+
+    Args:
+        name: force one backend by name; default from the HWR_BACKEND variable, else the order.
+
+    Returns:
+        The Backend that imported.
+
+    Raises:
+        ModelError: no backend (or not the forced one) can be imported.
+    """
+    name = name or os.environ.get(BACKEND_ENV) or None
+    known = [b[0] for b in BACKENDS]
+    if name is not None and name not in known:
+        raise ModelError(f"unknown backend {name!r}: use one of {', '.join(known)}")
+    for backend_name, module_name, dist in BACKENDS:
+        if name is not None and backend_name != name:
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        return Backend(backend_name, _version(dist, module), module.Interpreter)
+    wanted = name or " or ".join(known)
+    raise ModelError(f"no TFLite backend ({wanted}) is installed: pip install 'hwr-pi[edge]'")
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    """Quantize float values with a tensor's (scale, zero_point), rounding and saturating."""
+    info = np.iinfo(dtype)
+    q = np.rint(x * (1.0 / scale)) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def _tensor_spec(detail: dict) -> TensorSpec:
+    scale, zero_point = detail["quantization"]
+    shape = tuple(int(d) for d in detail["shape"])
+    return TensorSpec(shape, np.dtype(detail["dtype"]).name, float(scale), int(zero_point))
+
+
+def read_tensor_specs(model_path: str | Path, backend: str | None = None):
+    """Read a model's input and output TensorSpec straight from the .tflite (for writing sidecars).
+
+    Returns:
+        (input TensorSpec, output TensorSpec).
+    """
+    interpreter = load_backend(backend).interpreter_class(model_path=str(model_path))
+    interpreter.allocate_tensors()
+    return (
+        _tensor_spec(interpreter.get_input_details()[0]),
+        _tensor_spec(interpreter.get_output_details()[0]),
+    )
+
+
+def _check_tensor(detail: dict, stated: TensorSpec, role: str, path: Path) -> None:
+    actual = _tensor_spec(detail)
+    problems = []
+    if actual.shape != stated.shape:
+        problems.append(f"shape {actual.shape} vs sidecar {stated.shape}")
+    if actual.dtype != stated.dtype:
+        problems.append(f"dtype {actual.dtype} vs sidecar {stated.dtype}")
+    scale_off = abs(actual.scale - stated.scale) > 1e-6 * abs(actual.scale)
+    if scale_off or actual.zero_point != stated.zero_point:
+        problems.append(
+            f"quantization ({actual.scale}, {actual.zero_point}) vs sidecar "
+            f"({stated.scale}, {stated.zero_point})"
+        )
+    if problems:
+        raise SidecarError(
+            f"{path.name} {role} does not match its sidecar ({'; '.join(problems)}): "
+            "the sidecar belongs to another model, re-export both together"
+        )
+
+
+class Classifier:
+    """A TFLite classifier loaded once: `predict` only sets the input, invokes and reads.
+
+    Args:
+        model_path: the .tflite file; its sidecar must lie beside it.
+        num_threads: interpreter threads (None: the backend's default).
+        backend: force a backend by name (see `load_backend`).
+        spec: use this spec instead of reading the sidecar.
+        verify: check the file's SHA-256 against the sidecar.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        num_threads: int | None = None,
+        backend: str | None = None,
+        spec: ModelSpec | None = None,
+        verify: bool = True,
+    ):
+        self.model_path = Path(model_path)
+        self.num_threads = num_threads
+        self.spec = spec if spec is not None else load_spec(self.model_path)
+        self._check_file(verify)
+        self.backend = load_backend(backend)
+        self.interpreter = self._build_interpreter()
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+        _check_tensor(self._input, self.spec.input, "input", self.model_path)
+        _check_tensor(self._output, self.spec.output, "output", self.model_path)
+        self._in_index, self._out_index = self._input["index"], self._output["index"]
+        self._in_dtype = np.dtype(self._input["dtype"])
+        self._in_quant = self._in_dtype.kind == "i"
+        self._out_quant = np.dtype(self._output["dtype"]).kind == "i"
+        self._out_scale, self._out_zero = self._output["quantization"]
+        self.input_shape = tuple(int(d) for d in self._input["shape"])
+
+    def _check_file(self, verify: bool) -> None:
+        path = self.model_path
+        if not path.is_file():
+            raise ModelError(f"model file {path} not found: check the path or export it again")
+        if path.stat().st_size == 0:
+            raise ModelError(f"model file {path} is empty: export it again")
+        if verify and file_sha256(path) != self.spec.sha256:
+            raise ModelError(
+                f"{path} does not match the SHA-256 in its sidecar (corrupt, truncated "
+                "or replaced): copy or export the model and sidecar again"
+            )
+
+    def _build_interpreter(self) -> Any:
+        kwargs = {"model_path": str(self.model_path)}
+        if self.num_threads is not None:
+            kwargs["num_threads"] = int(self.num_threads)
+        try:
+            interpreter = self.backend.interpreter_class(**kwargs)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(
+                f"{self.model_path} does not load in {self.backend.name} "
+                f"{self.backend.version} ({reason}): re-export it with "
+                "`train-host export` or use a newer runtime"
+            ) from None
+        return interpreter
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Index -> character, from the sidecar."""
+        return self.spec.labels
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """Turn one float model input into the tensor the interpreter takes (quantized if int)."""
+        x = np.asarray(x, dtype=np.float32).reshape(self.input_shape)
+        if self._in_quant:
+            return quantize(x, self.spec.input.scale, self.spec.input.zero_point, self._in_dtype)
+        return x
+
+    def invoke_prepared(self, tensor: np.ndarray) -> np.ndarray:
+        """Set an already prepared input tensor, invoke, and return the raw output row."""
+        self.interpreter.set_tensor(self._in_index, tensor)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._out_index)[0]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Classify one input.
+
+        Args:
+            x: float32 model input, shape (H, W, 1) or (1, H, W, 1), scaled as the sidecar says.
+
+        Returns:
+            float32 class probabilities, shape (num_classes,).
+        """
+        raw = self.invoke_prepared(self.prepare(x))
+        if self._out_quant:
+            return (raw.astype(np.float32) - self._out_zero) * self._out_scale
+        return raw
+
+    def predict_batch(self, xs: np.ndarray) -> np.ndarray:
+        """Classify a batch one input at a time (the model has batch size 1); returns (N, C)."""
+        return (
+            np.stack([self.predict(x) for x in xs]) if len(xs) else np.zeros((0, len(self.labels)))
+        )
+
+    def top_k(self, probs: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
+        """Return the k most probable (label, probability) pairs, best first."""
+        order = np.argsort(probs)[::-1][:k]
+        return [(self.labels[i], float(probs[i])) for i in order]

@@ -1,0 +1,267 @@
+"""Pure preprocessing: an image of handwriting -> the exact 28x28 input the model was trained on.
+
+Every function here is pure (no I/O, no globals) and uses numpy and OpenCV only. The same
+functions build the training sets on the host and prepare camera frames on the Pi.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+PREPROCESS_VERSION = 1
+
+# Ink fraction below which a threshold result is treated as "no ink" (an empty page).
+MIN_INK_PIXELS = 4
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How a dataset's images were made, so that device input is made the same way.
+
+    Attributes:
+        version: version of this preprocessing code the model was exported with.
+        size: side of the square model input (28 for MNIST-style models).
+        box: side of the box the character is fitted into, keeping aspect (20 for MNIST).
+        polarity: "ink_high" (white ink on black, as MNIST) or "ink_low".
+        threshold: "otsu" or "adaptive": how ink is separated from paper in photos.
+        center_of_mass: place the character by its centre of mass (MNIST) or its box centre.
+        transposed: the dataset stores images transposed (EMNIST); the model expects that.
+        scale: "unit" for inputs in [0, 1], "symmetric" for [-1, 1] (USPS).
+    """
+
+    version: int = PREPROCESS_VERSION
+    size: int = 28
+    box: int = 20
+    polarity: str = "ink_high"
+    threshold: str = "otsu"
+    center_of_mass: bool = True
+    transposed: bool = False
+    scale: str = "unit"
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """Convert a BGR, BGRA or grey image to a 2-D uint8 grey image.
+
+    Args:
+        image: array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4).
+
+    Returns:
+        uint8 array of shape (H, W).
+    """
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 3:
+        code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
+        image = cv2.cvtColor(image, code)
+    if image.ndim != 2:
+        raise ValueError(f"expected an image of shape (H, W[, C]), got {image.shape}")
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    return image
+
+
+def ink_is_dark(grey: np.ndarray) -> bool:
+    """Guess polarity: the background is the majority of the image, ink the minority.
+
+    Args:
+        grey: uint8 grey image.
+
+    Returns:
+        True when ink is darker than the background (pen on paper).
+    """
+    lo, hi = int(grey.min()), int(grey.max())
+    return float(np.median(grey)) > (lo + hi) / 2.0
+
+
+def ink_intensity(grey: np.ndarray) -> np.ndarray:
+    """Return an image where ink is bright and paper is dark, with uneven light flattened.
+
+    The background is estimated with a large median blur and divided out, so shadows and
+    light gradients across the page do not turn into ink.
+
+    Args:
+        grey: uint8 grey image, either polarity.
+
+    Returns:
+        uint8 image, ink high (255) on a dark (0) background.
+    """
+    ink = 255 - grey if ink_is_dark(grey) else grey.copy()
+    side = max(3, (min(ink.shape) // 8) | 1)
+    if min(ink.shape) >= 32:
+        background = cv2.medianBlur(ink, min(side, 255))
+        ink = cv2.subtract(ink, background)
+    lo, hi = np.percentile(ink, [1, 99.9])
+    if hi - lo < 1:
+        return np.zeros_like(ink)
+    stretched = (ink.astype(np.float32) - lo) * (255.0 / (hi - lo))
+    return np.clip(stretched, 0, 255).astype(np.uint8)
+
+
+def binarize(ink: np.ndarray, method: str = "otsu") -> np.ndarray:
+    """Threshold an ink-high image into a 0/255 mask.
+
+    Args:
+        ink: uint8 image with ink high (see `ink_intensity`).
+        method: "otsu" (global, for even light) or "adaptive" (local Gaussian mean).
+
+    Returns:
+        uint8 mask, 255 where there is ink.
+    """
+    if method == "otsu":
+        _, mask = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    elif method == "adaptive":
+        block = max(3, (min(ink.shape) // 4) | 1)
+        mask = cv2.adaptiveThreshold(
+            ink, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, block, -10
+        )
+    else:
+        raise ValueError(f"unknown threshold method {method!r}: use 'otsu' or 'adaptive'")
+    return mask
+
+
+def ink_bounding_box(ink: np.ndarray, level: int = 0) -> tuple[int, int, int, int] | None:
+    """Return the (x, y, w, h) box around pixels brighter than `level`, or None if there are none."""
+    ys, xs = np.nonzero(ink > level)
+    if len(xs) == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+def fit_into_box(ink: np.ndarray, box: int = 20) -> np.ndarray:
+    """Crop to the ink and scale so the longer side is `box` pixels, keeping the aspect ratio.
+
+    Args:
+        ink: uint8 image, ink high, any size, with some ink in it.
+        box: side of the target box (20 for MNIST).
+
+    Returns:
+        uint8 image whose longer side is `box` (anti-aliased grey levels, as MNIST).
+    """
+    bbox = ink_bounding_box(ink)
+    if bbox is None:
+        raise ValueError("no ink in the image: nothing to fit")
+    x, y, w, h = bbox
+    crop = ink[y : y + h, x : x + w]
+    factor = box / max(w, h)
+    new_w, new_h = max(1, round(w * factor)), max(1, round(h * factor))
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    return cv2.resize(crop, (new_w, new_h), interpolation=interpolation)
+
+
+def place_in_canvas(glyph: np.ndarray, size: int = 28, center_of_mass: bool = True) -> np.ndarray:
+    """Place a fitted glyph in a size x size canvas, centred by centre of mass (as MNIST) or box.
+
+    Args:
+        glyph: uint8 glyph no larger than `size` on either side.
+        size: canvas side.
+        center_of_mass: shift so the intensity centre of mass lands on the canvas centre.
+
+    Returns:
+        uint8 array of shape (size, size).
+    """
+    h, w = glyph.shape
+    if h > size or w > size:
+        raise ValueError(f"glyph {glyph.shape} does not fit a {size}x{size} canvas")
+    if center_of_mass and glyph.sum() > 0:
+        ys, xs = np.indices(glyph.shape, dtype=np.float64)
+        total = glyph.sum(dtype=np.float64)
+        cy, cx = (ys * glyph).sum() / total, (xs * glyph).sum() / total
+    else:
+        cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    centre = size / 2.0  # MNIST's centres of mass lie in [13.5, 14.5]: pixel 14, not 13.5
+    shift = np.float32([[1, 0, round(centre - cx)], [0, 1, round(centre - cy)]])
+    return cv2.warpAffine(glyph, shift, (size, size), flags=cv2.INTER_NEAREST, borderValue=0)
+
+
+def normalize_character(ink: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+    """Bring one character (ink high, any size) to the dataset's format, as MNIST was made.
+
+    Fit into a `spec.box` square keeping aspect, then place in a `spec.size` canvas by
+    centre of mass; transpose when the dataset stores images transposed (EMNIST).
+
+    Args:
+        ink: uint8 image of one character, ink high, background 0.
+        spec: the model's preprocessing spec.
+
+    Returns:
+        uint8 array (spec.size, spec.size), ink high.
+    """
+    out = place_in_canvas(fit_into_box(ink, spec.box), spec.size, spec.center_of_mass)
+    return np.ascontiguousarray(out.T) if spec.transposed else out
+
+
+def to_model_input(chars: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+    """Scale uint8 ink-high characters to the float input the model takes, with a channel axis.
+
+    Args:
+        chars: uint8 array (N, size, size) or (size, size), ink high.
+        spec: the model's preprocessing spec (polarity and scale).
+
+    Returns:
+        float32 array (N, size, size, 1).
+    """
+    chars = np.asarray(chars)
+    if chars.ndim == 2:
+        chars = chars[None]
+    x = chars.astype(np.float32) / 255.0
+    if spec.polarity == "ink_low":
+        x = 1.0 - x
+    if spec.scale == "symmetric":
+        x = x * 2.0 - 1.0
+    return x[..., None]
+
+
+def keep_character_components(mask: np.ndarray, min_fraction: float = 0.05) -> np.ndarray:
+    """Keep the connected components that make up the main character, dropping specks.
+
+    Components smaller than `min_fraction` of the largest are noise (paper grain, dust);
+    components touching the image border are dropped when others remain (page edges, shadows).
+
+    Args:
+        mask: uint8 0/255 ink mask.
+        min_fraction: smallest kept component area as a fraction of the largest.
+
+    Returns:
+        uint8 0/255 mask of the kept components.
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return np.zeros_like(mask)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    h, w = mask.shape
+    x0, y0 = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_TOP]
+    x1, y1 = x0 + stats[1:, cv2.CC_STAT_WIDTH], y0 + stats[1:, cv2.CC_STAT_HEIGHT]
+    touches = (x0 == 0) | (y0 == 0) | (x1 == w) | (y1 == h)
+    big = areas >= max(MIN_INK_PIXELS, min_fraction * areas.max())
+    keep = big & ~touches if (big & ~touches).any() else big
+    return np.where(np.isin(labels, np.flatnonzero(keep) + 1), 255, 0).astype(np.uint8)
+
+
+def extract_character(image: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+    """Turn an image of one handwritten character (any size, either polarity) into model format.
+
+    Grey -> ink high with even light -> threshold -> main connected components -> the ink
+    inside them (grey levels kept, as MNIST's anti-aliasing) -> fit 20x20 -> 28x28 by centre
+    of mass.
+
+    Args:
+        image: BGR or grey image of a single character.
+        spec: the model's preprocessing spec.
+
+    Returns:
+        uint8 array (spec.size, spec.size), ink high.
+
+    Raises:
+        ValueError: the image is empty or has no ink.
+    """
+    if image.size == 0:
+        raise ValueError("the image is empty")
+    ink = ink_intensity(to_grey(image))
+    mask = keep_character_components(binarize(ink, spec.threshold))
+    if cv2.countNonZero(mask) < MIN_INK_PIXELS:
+        raise ValueError("no ink found in the image")
+    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    return normalize_character(cv2.bitwise_and(ink, mask), spec)

@@ -1,0 +1,145 @@
+"""`train-host train | export | data`: the host command line; the only place that prints/exits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from edge.errors import EdgeError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the `train-host` command."""
+    parser = argparse.ArgumentParser(
+        prog="train-host",
+        description="Train handwriting models on a host, quantize them to "
+        "TFLite and export them with sidecars for the edge runtime.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model (seeded); writes model.keras + train.json")
+    train.add_argument(
+        "--dataset",
+        type=str,
+        default="digits",
+        help="digits (bundled, default), mnist, usps, emnist-mnist ...",
+    )
+    train.add_argument(
+        "--model", type=str, default="cnn", choices=("cnn", "pca-mlp"), help="architecture (cnn)"
+    )
+    train.add_argument("--epochs", type=int, default=None, help="epochs (default per dataset)")
+    train.add_argument("--batch-size", type=int, default=None, help="batch size (128)")
+    train.add_argument("--learning-rate", type=float, default=None, help="peak Adam rate (2e-3)")
+    train.add_argument("--seed", type=int, default=None, help="random seed (0)")
+    train.add_argument("--pca-components", type=int, default=None, help="PCA-MLP components (64)")
+    train.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    train.add_argument(
+        "--out", type=Path, default=None, help="run folder (default artifacts/DATASET-MODEL)"
+    )
+
+    export = sub.add_parser("export", help="export a run to every TFLite variant with sidecars")
+    export.add_argument("run", type=Path, help="run folder written by `train-host train`")
+    export.add_argument("--out", type=Path, default=None, help="output folder (the run folder)")
+    export.add_argument(
+        "--variants",
+        type=str,
+        nargs="+",
+        default=None,
+        help="subset of float32 float16 dynamic int8 (all)",
+    )
+    export.add_argument("--json", type=Path, default=None, help="write the results as JSON")
+
+    data = sub.add_parser("data", help="download or check data sets")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    download = data_sub.add_parser("download", help="fetch a data set, verify SHA-256, atomic")
+    download.add_argument("name", type=str, help="mnist or usps")
+    download.add_argument("--data-dir", type=Path, default=None, help="target (HWR_DATA_DIR)")
+    download.add_argument("--base-url", type=str, default=None, help="mirror to fetch from")
+    check = data_sub.add_parser("check", help="load data sets and verify their checksums")
+    check.add_argument("names", type=str, nargs="*", default=["mnist"], help="data set names")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from train_host.train import TrainConfig, train, with_overrides
+
+    config = with_overrides(
+        TrainConfig(dataset=args.dataset, model=args.model, augment=not args.no_augment),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        pca_components=args.pca_components,
+    )
+    out = args.out or Path("artifacts") / f"{config.dataset}-{config.model}"
+    print(
+        f"training {config.model} on {config.dataset} for {config.resolved_epochs()} epochs "
+        f"-> {out}",
+        flush=True,
+    )
+    record = train(config, out)
+    print(
+        f"done: val accuracy {100 * record['val_accuracy']:.2f}% (best epoch "
+        f"{record['best_epoch']}), {record['params']} parameters, {record['train_seconds']} s"
+    )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from edge.report import write_text
+    from train_host.export import export_run, results_as_dicts
+    from train_host.quantize import VARIANTS
+
+    if not (args.run / "train.json").exists():
+        raise EdgeError(
+            f"{args.run} is not a run folder (no train.json): train first with "
+            f"`train-host train --out {args.run}`"
+        )
+    variants = tuple(args.variants or VARIANTS)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise EdgeError(f"unknown variant {unknown[0]!r}: use {', '.join(VARIANTS)}")
+    results = export_run(args.run, args.out, variants)
+    if args.json:
+        write_text(args.json, json.dumps(results_as_dicts(results), indent=2))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from train_host.data import download, load_dataset
+
+    if args.data_command == "download":
+        for path in download(args.name, args.data_dir, base_url=args.base_url):
+            print(f"ok  {path}")
+        return 0
+    for name in args.names:
+        for split in ("train", "test"):
+            loaded = load_dataset(name, split)
+            print(f"ok  {name}/{split}: {len(loaded.labels)} images, {len(loaded.classes)} classes")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "export": cmd_export, "data": cmd_data}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `train-host` command line; return the exit code (0 ok, 2 bad input)."""
+    from edge.datasets import DatasetError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (EdgeError, DatasetError) as exc:
+        if args.debug:
+            raise
+        print(f"train-host: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("train-host: interrupted (no partial files are left)", file=sys.stderr)
+        return 130

@@ -1,0 +1,192 @@
+"""Seeded training: load a dataset, carve a validation split, fit, keep the best epoch on val."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from edge.atomic import atomic_write_bytes
+from edge.preprocess import PreprocessSpec, to_model_input
+from train_host.data import load_dataset, train_val_split
+
+# Epochs when the config does not say: the bundled set is tiny, MNIST is large.
+DEFAULT_EPOCHS = {"digits": 60, "mnist": 15}
+MODEL_FILE = "model.keras"
+RUN_FILE = "train.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (recorded in train.json)."""
+
+    dataset: str = "digits"
+    model: str = "cnn"
+    epochs: int | None = None
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    seed: int = 0
+    val_fraction: float = 0.1
+    augment: bool = True
+    pca_components: int = 64
+    hidden: tuple[int, ...] = (256, 128)
+    width: int = 16
+    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
+
+    def resolved_epochs(self) -> int:
+        """Epochs to run: the configured number, else the dataset's default."""
+        return self.epochs or DEFAULT_EPOCHS.get(self.dataset, 15)
+
+    def model_options(self) -> dict:
+        """Keyword options of `build_model` for this config (JSON-ready)."""
+        if self.model == "pca-mlp":
+            return {"n_components": self.pca_components, "hidden": list(self.hidden)}
+        return {"width": self.width}
+
+
+def config_from_dict(data: dict) -> TrainConfig:
+    """Rebuild a TrainConfig from train.json."""
+    names = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in data.items() if k in names}
+    values["hidden"] = tuple(values.get("hidden", (256, 128)))
+    values["preprocess"] = PreprocessSpec(**values.get("preprocess", {}))
+    return TrainConfig(**values)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow, and ask TensorFlow for deterministic ops."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def _augmenter(seed: int):
+    """Small random affine distortions, as handwriting varies: rotation, shift, zoom."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.layers.RandomRotation(0.03, fill_mode="constant", seed=seed),
+            keras.layers.RandomTranslation(0.08, 0.08, fill_mode="constant", seed=seed + 1),
+            keras.layers.RandomZoom(0.08, fill_mode="constant", seed=seed + 2),
+        ]
+    )
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, training: bool):
+    """A tf.data pipeline: shuffled and augmented for training, plain for evaluation."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if training:
+        ds = ds.shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(config.batch_size)
+    if training and config.augment:
+        augment = _augmenter(config.seed)
+        ds = ds.map(
+            lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def build_for_config(
+    config: TrainConfig,
+    num_classes: int,
+    x_train: np.ndarray | None = None,
+    batch_size: int | None = None,
+):
+    """Build the config's model; a PCA-MLP fits its PCA on `x_train` when given."""
+    from train_host.models import PCAProjection, build_model
+
+    options = config.model_options()
+    if config.model == "pca-mlp" and x_train is not None:
+        flat = x_train.reshape(len(x_train), -1)
+        options["pca"] = PCAProjection.fit(flat, config.pca_components, config.seed)
+    return build_model(config.model, num_classes, batch_size=batch_size, **options)
+
+
+def train(config: TrainConfig, out_dir: str | Path, verbose: int = 2) -> dict:
+    """Train a model and write `model.keras` and `train.json` to `out_dir`.
+
+    Args:
+        config: the run's configuration.
+        out_dir: run folder (created).
+        verbose: Keras verbosity (2: one line per epoch).
+
+    Returns:
+        The run record written to train.json.
+    """
+    import keras
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(config.seed)
+    full = load_dataset(config.dataset, "train")
+    train_split, val_split = train_val_split(full, config.val_fraction, config.seed)
+    x_tr = to_model_input(train_split.images, config.preprocess)
+    x_val = to_model_input(val_split.images, config.preprocess)
+    num_classes = len(full.classes)
+    model = build_for_config(config, num_classes, x_tr)
+    epochs = config.resolved_epochs()
+    steps = epochs * int(np.ceil(len(x_tr) / config.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    best = keras.callbacks.EarlyStopping(
+        "val_accuracy", patience=epochs, mode="max", restore_best_weights=True
+    )
+    start = time.perf_counter()
+    history = model.fit(
+        make_dataset(x_tr, train_split.labels, config, True),
+        epochs=epochs,
+        validation_data=make_dataset(x_val, val_split.labels, config, False),
+        callbacks=[best],
+        verbose=verbose,
+    )
+    seconds = time.perf_counter() - start
+    _, val_acc = model.evaluate(x_val, val_split.labels, batch_size=256, verbose=0)
+    record = {
+        "config": asdict(config),
+        "classes": list(full.classes),
+        "num_classes": num_classes,
+        "model_options": config.model_options(),
+        "params": int(model.count_params()),
+        "epochs_run": len(history.history["loss"]),
+        "best_epoch": int(np.argmax(history.history["val_accuracy"])) + 1,
+        "val_accuracy": float(val_acc),
+        "train_seconds": round(seconds, 1),
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "data": {
+            "dataset": config.dataset,
+            "train_sha256": full.sha256,
+            "train_size": len(train_split.labels),
+            "val_size": len(val_split.labels),
+        },
+        "threads": os.cpu_count(),
+    }
+    model.save(out / MODEL_FILE)
+    atomic_write_bytes(out / RUN_FILE, json.dumps(record, indent=2).encode())
+    return record
+
+
+def load_run(run_dir: str | Path):
+    """Load a trained run: (keras model, run record, TrainConfig)."""
+    import keras
+
+    run = Path(run_dir)
+    record = json.loads((run / RUN_FILE).read_text())
+    return keras.models.load_model(run / MODEL_FILE), record, config_from_dict(record["config"])
+
+
+def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:
+    """Return a copy of the config with the non-None overrides applied."""
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
