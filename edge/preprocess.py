@@ -76,23 +76,40 @@ def ink_is_dark(grey: np.ndarray) -> bool:
     return float(np.median(grey)) > (lo + hi) / 2.0
 
 
+def stroke_width(mask: np.ndarray) -> float:
+    """Estimate the stroke width of a 0/255 ink mask: 2 x area / perimeter (a long thin stroke
+    of width w and length L has area wL and perimeter about 2L)."""
+    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    perimeter = sum(cv2.arcLength(c, True) for c in contours)
+    return 2.0 * cv2.countNonZero(mask) / perimeter if perimeter > 0 else 1.0
+
+
+def flatten_background(ink: np.ndarray) -> np.ndarray:
+    """Subtract uneven light: a grey opening wider than the strokes keeps only the background.
+
+    The opening's kernel is sized from the stroke width of a first Otsu mask, so thick
+    marker strokes are not mistaken for background, whatever the image scale.
+    """
+    _, mask = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    side = int(2 * stroke_width(mask) + 3) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
+    background = cv2.morphologyEx(ink, cv2.MORPH_OPEN, kernel)
+    background = cv2.blur(background, (side, side))
+    return cv2.subtract(ink, background)
+
+
 def ink_intensity(grey: np.ndarray) -> np.ndarray:
     """Return an image where ink is bright and paper is dark, with uneven light flattened.
-
-    The background is estimated with a large median blur and divided out, so shadows and
-    light gradients across the page do not turn into ink.
 
     Args:
         grey: uint8 grey image, either polarity.
 
     Returns:
-        uint8 image, ink high (255) on a dark (0) background.
+        uint8 image, ink high (255) on a dark (0) background, contrast stretched.
     """
     ink = 255 - grey if ink_is_dark(grey) else grey.copy()
-    side = max(3, (min(ink.shape) // 8) | 1)
     if min(ink.shape) >= 32:
-        background = cv2.medianBlur(ink, min(side, 255))
-        ink = cv2.subtract(ink, background)
+        ink = flatten_background(ink)
     lo, hi = np.percentile(ink, [1, 99.9])
     if hi - lo < 1:
         return np.zeros_like(ink)

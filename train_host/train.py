@@ -14,8 +14,13 @@ from edge.atomic import atomic_write_bytes
 from edge.preprocess import PreprocessSpec, to_model_input
 from train_host.data import load_dataset, train_val_split
 
-# Epochs when the config does not say: the bundled set is tiny, MNIST is large.
-DEFAULT_EPOCHS = {"digits": 60, "mnist": 15}
+# Epochs when the config does not say, by (dataset, model): the bundled set is tiny, MNIST large.
+DEFAULT_EPOCHS = {
+    ("digits", "cnn"): 40,
+    ("digits", "pca-mlp"): 100,
+    ("mnist", "cnn"): 12,
+    ("mnist", "pca-mlp"): 30,
+}
 MODEL_FILE = "model.keras"
 RUN_FILE = "train.json"
 
@@ -39,7 +44,7 @@ class TrainConfig:
 
     def resolved_epochs(self) -> int:
         """Epochs to run: the configured number, else the dataset's default."""
-        return self.epochs or DEFAULT_EPOCHS.get(self.dataset, 15)
+        return self.epochs or DEFAULT_EPOCHS.get((self.dataset, self.model), 15)
 
     def model_options(self) -> dict:
         """Keyword options of `build_model` for this config (JSON-ready)."""
