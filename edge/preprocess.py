@@ -84,18 +84,34 @@ def stroke_width(mask: np.ndarray) -> float:
     return 2.0 * cv2.countNonZero(mask) / perimeter if perimeter > 0 else 1.0
 
 
-def flatten_background(ink: np.ndarray) -> np.ndarray:
-    """Subtract uneven light: a grey opening wider than the strokes keeps only the background.
-
-    The opening's kernel is sized from the stroke width of a first Otsu mask, so thick
-    marker strokes are not mistaken for background, whatever the image scale.
-    """
+def _background_kernel(ink: np.ndarray) -> np.ndarray:
+    """A square kernel wider than the strokes of a first Otsu mask of an ink-high image."""
     _, mask = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     side = int(2 * stroke_width(mask) + 3) | 1
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
-    background = cv2.morphologyEx(ink, cv2.MORPH_OPEN, kernel)
-    background = cv2.blur(background, (side, side))
+    return cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
+
+
+def flatten_background(ink: np.ndarray) -> np.ndarray:
+    """Subtract uneven background from an ink-high image (light ink on a dark ground).
+
+    A grey opening wider than the strokes keeps only the background; the kernel is sized
+    from the stroke width, so thick marker strokes survive whatever the image scale.
+    """
+    kernel = _background_kernel(ink)
+    background = cv2.blur(cv2.morphologyEx(ink, cv2.MORPH_OPEN, kernel), kernel.shape)
     return cv2.subtract(ink, background)
+
+
+def paper_reflectance_ink(grey: np.ndarray) -> np.ndarray:
+    """Ink of dark-on-paper images as 1 - reflectance: grey divided by the local paper brightness.
+
+    Light falls on paper and ink alike, so dividing by the paper (a grey closing wider than
+    the strokes) gives the same ink strength in shadow and in full light.
+    """
+    kernel = _background_kernel(255 - grey)
+    paper = cv2.blur(cv2.morphologyEx(grey, cv2.MORPH_CLOSE, kernel), kernel.shape)
+    reflectance = grey.astype(np.float32) / np.maximum(paper.astype(np.float32), 1.0)
+    return np.clip((1.0 - reflectance) * 255.0, 0, 255).astype(np.uint8)
 
 
 def ink_intensity(grey: np.ndarray) -> np.ndarray:
@@ -107,9 +123,11 @@ def ink_intensity(grey: np.ndarray) -> np.ndarray:
     Returns:
         uint8 image, ink high (255) on a dark (0) background, contrast stretched.
     """
-    ink = 255 - grey if ink_is_dark(grey) else grey.copy()
-    if min(ink.shape) >= 32:
-        ink = flatten_background(ink)
+    dark_ink = ink_is_dark(grey)
+    if min(grey.shape) < 32:
+        ink = 255 - grey if dark_ink else grey.copy()
+    else:
+        ink = paper_reflectance_ink(grey) if dark_ink else flatten_background(grey)
     lo, hi = np.percentile(ink, [1, 99.9])
     if hi - lo < 1:
         return np.zeros_like(ink)

@@ -1,0 +1,140 @@
+"""Preprocessing: MNIST's own recipe reproduced, photos brought to the same format, golden vectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.cli import read_image
+from edge.preprocess import (
+    PreprocessSpec,
+    extract_character,
+    fit_into_box,
+    ink_intensity,
+    ink_is_dark,
+    normalize_character,
+    place_in_canvas,
+    to_grey,
+    to_model_input,
+)
+
+GOLDEN = Path(__file__).parent / "fixtures" / "golden model"
+
+
+def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.indices(image.shape)
+    total = image.sum(dtype=np.float64)
+    return float((ys * image).sum() / total), float((xs * image).sum() / total)
+
+
+def test_normalizing_mnist_gives_back_mnist(shared_data):
+    """MNIST was made by fitting into 20x20 and centring by mass: redoing it changes little."""
+    from edge.datasets import load_split
+
+    images = load_split("mnist", "test", shared_data).images[:500]
+    diffs = np.array([np.abs(extract_character(im).astype(int) - im).mean() for im in images])
+    assert np.mean(diffs == 0) >= 0.6
+    assert diffs.mean() < 0.5
+
+
+def test_character_fits_20_box_and_centres_mass_at_14():
+    glyph = np.zeros((90, 40), np.uint8)
+    cv2.line(glyph, (20, 5), (20, 85), 255, 6)
+    cv2.line(glyph, (20, 5), (5, 25), 255, 6)
+    out = normalize_character(glyph)
+    assert out.shape == (28, 28)
+    ys, xs = np.nonzero(out)
+    assert ys.max() - ys.min() + 1 in (20, 21)
+    cy, cx = centre_of_mass(out.astype(np.float64))
+    assert abs(cy - 14) <= 0.5 + 1e-9 and abs(cx - 14) <= 0.5 + 1e-9
+
+
+def test_aspect_ratio_is_kept():
+    wide = np.zeros((10, 60), np.uint8)
+    wide[3:7, :] = 255
+    fitted = fit_into_box(wide, 20)
+    assert fitted.shape[1] == 20 and fitted.shape[0] <= 4
+
+
+def test_polarity_detection():
+    paper = np.full((50, 50), 220, np.uint8)
+    paper[20:30, 10:40] = 30
+    assert ink_is_dark(paper)
+    assert not ink_is_dark(255 - paper)
+
+
+def test_dark_ink_on_uneven_paper_matches_white_on_black():
+    """A photo-like image (dark ink, light gradient, noise) gives nearly the MNIST-like result."""
+    rng = np.random.default_rng(0)
+    clean = np.zeros((200, 200), np.uint8)
+    cv2.circle(clean, (100, 100), 60, 255, 14)
+    light = np.linspace(240, 150, 200)[None, :] * np.ones((200, 1))
+    photo = np.clip(light * (1 - 0.75 * clean / 255.0) + rng.normal(0, 5, clean.shape), 0, 255)
+    got = extract_character(photo.astype(np.uint8)).astype(np.float64)
+    want = extract_character(clean).astype(np.float64)
+    assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.9
+
+
+def test_thick_marker_strokes_survive_background_flattening():
+    image = np.full((300, 300), 230, np.uint8)
+    cv2.circle(image, (150, 150), 90, 20, 40)
+    ink = ink_intensity(image)
+    assert ink[150, 60] > 200  # inside the stroke
+    assert ink[150, 150] < 30  # the hole of the ring
+
+
+def test_specks_and_page_edges_are_dropped():
+    image = np.full((200, 200), 230, np.uint8)
+    cv2.line(image, (100, 40), (100, 160), 20, 10)
+    image[:, :6] = 40  # a dark page edge touching the border
+    image[20, 20] = 0  # a speck
+    out = extract_character(image)
+    ys, xs = np.nonzero(out > 40)
+    assert xs.max() - xs.min() <= 8  # only the vertical stroke is left
+
+
+@pytest.mark.parametrize("bad", [np.zeros((0, 0), np.uint8), np.full((60, 60), 128, np.uint8)])
+def test_empty_or_blank_image_raises(bad):
+    with pytest.raises(ValueError):
+        extract_character(bad)
+
+
+def test_to_grey_accepts_bgr_bgra_and_grey():
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    bgr = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+    assert np.array_equal(to_grey(bgr), grey)
+    assert np.array_equal(to_grey(cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)), grey)
+    assert np.array_equal(to_grey(grey[..., None]), grey)
+
+
+def test_model_input_scaling():
+    chars = np.full((2, 28, 28), 255, np.uint8)
+    assert to_model_input(chars).shape == (2, 28, 28, 1)
+    assert to_model_input(chars).max() == 1.0
+    assert to_model_input(chars, PreprocessSpec(polarity="ink_low")).max() == 0.0
+    assert to_model_input(chars[0] * 0, PreprocessSpec(scale="symmetric")).min() == -1.0
+
+
+def test_transposed_spec_transposes():
+    glyph = np.zeros((40, 40), np.uint8)
+    glyph[5:35, 18:22] = 255
+    glyph[5:9, 18:35] = 255
+    plain = normalize_character(glyph)
+    assert np.array_equal(normalize_character(glyph, PreprocessSpec(transposed=True)), plain.T)
+
+
+def test_place_in_canvas_rejects_oversized_glyph():
+    with pytest.raises(ValueError):
+        place_in_canvas(np.ones((30, 10), np.uint8))
+
+
+def test_golden_vectors():
+    """Pinned 28x28 crops of the golden images: a change here changes what models see."""
+    expected = np.load(GOLDEN / "expected_inputs.npz")
+    assert len(expected.files) == 20
+    for name in expected.files:
+        got = extract_character(read_image(GOLDEN / "images" / name))
+        assert np.array_equal(got, expected[name]), name
