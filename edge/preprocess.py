@@ -13,6 +13,13 @@ import numpy as np
 
 PREPROCESS_VERSION = 1
 
+# MNIST's stroke width as a fraction of the glyph's longer side: median over 5,000 training
+# digits, measured at 8x resolution as 2 x area / perimeter (interquartile range 0.10-0.14).
+MNIST_STROKE_RATIO = 0.117
+# Crops at least this many times the box side are binarised at full resolution and
+# anti-aliased by the downscale itself, as MNIST was made from bilevel NIST scans.
+BILEVEL_MIN_SCALE = 2.0
+
 # Ink fraction below which a threshold result is treated as "no ink" (an empty page).
 MIN_INK_PIXELS = 4
 
@@ -275,12 +282,52 @@ def keep_character_components(mask: np.ndarray, min_fraction: float = 0.05) -> n
     return np.where(np.isin(labels, np.flatnonzero(keep) + 1), 255, 0).astype(np.uint8)
 
 
+def normalize_stroke_width(mask: np.ndarray, ratio: float = MNIST_STROKE_RATIO) -> np.ndarray:
+    """Thicken thin strokes (ballpoint, pencil) of a bilevel glyph to MNIST's stroke/size ratio.
+
+    Args:
+        mask: uint8 0/255 mask cropped to one character.
+        ratio: target stroke width as a fraction of the glyph's longer side.
+
+    Returns:
+        The mask, dilated when its strokes are thinner than the target (never thinned).
+    """
+    target = ratio * max(mask.shape)
+    grow = int(round(target - stroke_width(mask)))
+    if grow < 1:
+        return mask
+    pad = grow
+    padded = cv2.copyMakeBorder(mask, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow + 1, grow + 1))
+    return cv2.dilate(padded, kernel)
+
+
+def character_glyph(ink: np.ndarray, mask: np.ndarray, box: int = 20) -> np.ndarray:
+    """The ink of one character, ready for `normalize_character`.
+
+    Large crops become a bilevel glyph with MNIST's stroke width (the downscale anti-aliases
+    it); small ones keep their grey levels.
+
+    Args:
+        ink: uint8 ink-high image.
+        mask: uint8 0/255 mask of the character's components in `ink`.
+        box: side of the box the glyph will be fitted into.
+    """
+    bbox = ink_bounding_box(mask)
+    if bbox is None:
+        raise ValueError("no ink found in the image")
+    x, y, w, h = bbox
+    if max(w, h) >= BILEVEL_MIN_SCALE * box:
+        return normalize_stroke_width(mask[y : y + h, x : x + w])
+    near = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    return cv2.bitwise_and(ink, near)
+
+
 def extract_character(image: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
     """Turn an image of one handwritten character (any size, either polarity) into model format.
 
-    Grey -> ink high with even light -> threshold -> main connected components -> the ink
-    inside them (grey levels kept, as MNIST's anti-aliasing) -> fit 20x20 -> 28x28 by centre
-    of mass.
+    Grey -> ink high with even light -> threshold -> main connected components -> glyph
+    (see `character_glyph`) -> fit 20x20 keeping aspect -> 28x28 by centre of mass.
 
     Args:
         image: BGR or grey image of a single character.
@@ -298,5 +345,4 @@ def extract_character(image: np.ndarray, spec: PreprocessSpec = PreprocessSpec()
     mask = keep_character_components(binarize(ink, spec.threshold))
     if cv2.countNonZero(mask) < MIN_INK_PIXELS:
         raise ValueError("no ink found in the image")
-    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
-    return normalize_character(cv2.bitwise_and(ink, mask), spec)
+    return normalize_character(character_glyph(ink, mask, spec.box), spec)
