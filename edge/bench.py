@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
@@ -13,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.datasets import Split
+from edge.errors import EdgeError
 from edge.interpreter import Classifier
-from edge.preprocess import to_model_input
 
 WARMUP_RUNS = 50
 TIMED_RUNS = 1000
@@ -73,33 +74,45 @@ class BenchRow:
     peak_rss_mb: float
 
 
+def time_interleaved(calls: list, warmup: int, runs: int, min_seconds: float) -> list:
+    """Time several (fn, inputs) pairs in alternation, so drift and noise hit each alike.
+
+    Each round calls every fn once on its next input: `warmup` untimed rounds, then at least
+    `runs` timed rounds and at least `min_seconds`.
+
+    Returns:
+        One int64 array of per-call durations (ns) per pair.
+    """
+    clock = time.perf_counter_ns
+    for i in range(warmup):
+        for fn, inputs in calls:
+            fn(inputs[i % len(inputs)])
+    samples: list[list[int]] = [[] for _ in calls]
+    deadline = clock() + int(min_seconds * 1e9)
+    i = 0
+    while i < runs or clock() < deadline:
+        for (fn, inputs), out in zip(calls, samples, strict=True):
+            x = inputs[i % len(inputs)]
+            start = clock()
+            fn(x)
+            out.append(clock() - start)
+        i += 1
+    return [np.asarray(out, dtype=np.int64) for out in samples]
+
+
 def time_calls(fn, inputs: list, warmup: int, runs: int, min_seconds: float) -> np.ndarray:
     """Call `fn` on inputs in turn: `warmup` untimed, then at least `runs` timed and `min_seconds`.
 
     Returns:
         int64 array of per-call durations in nanoseconds.
     """
-    clock = time.perf_counter_ns
-    for i in range(warmup):
-        fn(inputs[i % len(inputs)])
-    samples: list[int] = []
-    deadline = clock() + int(min_seconds * 1e9)
-    i = 0
-    while i < runs or clock() < deadline:
-        x = inputs[i % len(inputs)]
-        start = clock()
-        fn(x)
-        samples.append(clock() - start)
-        i += 1
-    return np.asarray(samples, dtype=np.int64)
+    return time_interleaved([(fn, inputs)], warmup, runs, min_seconds)[0]
 
 
 def reset_peak_rss() -> None:
     """Reset the kernel's peak-RSS counter for this process (Linux), so each model gets its own."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def peak_rss_mb() -> float:
@@ -115,11 +128,29 @@ def peak_rss_mb() -> float:
 
 
 def accuracy(clf: Classifier, x: np.ndarray, labels: np.ndarray) -> float:
-    """Top-1 accuracy of a classifier over model inputs `x` (N, H, W, 1)."""
+    """Top-1 accuracy over inputs `x`: uint8 crops (N, H, W) or float inputs (N, H, W, 1)."""
     if len(x) == 0:
         return float("nan")
-    predicted = np.argmax(clf.predict_batch(x), axis=1)
+    predicted = np.fromiter((np.argmax(clf.predict(v)) for v in x), np.int64, len(x))
     return float(np.mean(predicted == labels))
+
+
+def check_split(clf: Classifier, split: Split) -> None:
+    """Refuse a split the model cannot be measured on: empty, wrong image size, other classes."""
+    where = f"{split.name}/{split.split}"
+    if len(split) == 0:
+        raise EdgeError(f"{where} holds no images: give a non-empty evaluation set")
+    size = clf.spec.preprocess.size
+    if tuple(split.images.shape[1:]) != (size, size):
+        raise EdgeError(
+            f"{where} images are {split.images.shape[1:]}, the model takes {size}x{size}: "
+            "bench the model on the dataset it was trained for"
+        )
+    if tuple(clf.labels[: len(split.classes)]) != tuple(split.classes):
+        raise EdgeError(
+            f"{where} classes ({''.join(split.classes)[:40]}) are not the model's labels "
+            f"({''.join(clf.labels)[:40]}): bench the model on the dataset it was trained for"
+        )
 
 
 def bench_model(
@@ -149,14 +180,17 @@ def bench_model(
     start = time.perf_counter_ns()
     clf = Classifier(path, num_threads=threads, backend=backend)
     load_ms = (time.perf_counter_ns() - start) / 1e6
-    x = to_model_input(split.images, clf.spec.preprocess)
+    check_split(clf, split)
+    x = split.images  # uint8 crops, as edge.preprocess hands them to the classifier
     start = time.perf_counter_ns()
     clf.predict(x[0])
     first_ms = (time.perf_counter_ns() - start) / 1e6
-    inputs = list(x[: max(1, min(len(x), 256))])
-    latency = LatencyStats.from_ns(time_calls(clf.predict, inputs, warmup, runs, min_seconds))
+    inputs = list(x[: min(len(x), 256)])
     prepared = [clf.prepare(v) for v in inputs]
-    raw = LatencyStats.from_ns(time_calls(clf.invoke_prepared, prepared, warmup, runs, min_seconds))
+    ours, bare = time_interleaved(
+        [(clf.predict, inputs), (clf.invoke_prepared, prepared)], warmup, runs, min_seconds
+    )
+    latency, raw = LatencyStats.from_ns(ours), LatencyStats.from_ns(bare)
     acc = accuracy(clf, x, split.labels)
     extra = clf.spec.extra
     return BenchRow(

@@ -15,6 +15,17 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 EVAL_FILE = "test-split.npz"
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0 runs or 0 threads is a usage error, not a crash)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `edge` command."""
     parser = argparse.ArgumentParser(
@@ -32,8 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     classify = sub.add_parser("classify", help="classify images of single characters")
     classify.add_argument("model", type=Path, help="exported .tflite file (sidecar beside it)")
     classify.add_argument("images", type=Path, nargs="+", help="image files or folders of images")
-    classify.add_argument("--top-k", type=int, default=3, help="how many classes to show (3)")
-    classify.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    classify.add_argument(
+        "--top-k", type=positive_int, default=3, help="how many classes to show (3)"
+    )
+    classify.add_argument("--threads", type=positive_int, default=None, help="interpreter threads")
     classify.add_argument("--json", type=Path, help="write predictions to this JSON file")
 
     bench = sub.add_parser("bench", help="accuracy, latency and memory of one or more models")
@@ -46,10 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
         f"or an .npz split; default: the {EVAL_FILE} exported beside each model",
     )
     bench.add_argument("--split", type=str, default="test", help="split of a named dataset (test)")
-    bench.add_argument("--runs", type=int, default=1000, help="minimum timed runs (1000)")
+    bench.add_argument("--runs", type=positive_int, default=1000, help="minimum timed runs (1000)")
     bench.add_argument("--warmup", type=int, default=50, help="untimed warm-up runs (50)")
     bench.add_argument("--min-seconds", type=float, default=1.0, help="minimum timed seconds (1)")
-    bench.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    bench.add_argument("--threads", type=positive_int, default=None, help="interpreter threads")
     bench.add_argument("--json", type=Path, help="write the full results to this JSON file")
     bench.add_argument("--csv", type=Path, help="write the results to this CSV file")
     bench.add_argument(
@@ -66,7 +79,9 @@ def _collect_images(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(
+                p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
             if not found:
                 raise ImageError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
             files.extend(found)
@@ -199,12 +214,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_output(path: Path | None) -> None:
+    """Fail before any work when an output file cannot be written where asked."""
+    if path is None:
+        return
+    if not path.parent.is_dir():
+        raise EdgeError(f"cannot write {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise EdgeError(f"cannot write {path}: it is a folder, give a file name")
+
+
 def _write(path: Path, text: str) -> None:
     from edge.report import write_text
 
-    if not path.parent.exists():
-        raise EdgeError(f"cannot write {path}: folder {path.parent} does not exist")
-    write_text(path, text)
+    _check_output(path)
+    try:
+        write_text(path, text)
+    except OSError as exc:
+        raise EdgeError(
+            f"cannot write {path} ({exc.strerror or exc}): choose another path"
+        ) from None
 
 
 COMMANDS = {"info": cmd_info, "classify": cmd_classify, "bench": cmd_bench}
@@ -214,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the `edge` command line; return the exit code (0 ok, 1 gate failed, 2 bad input)."""
     args = build_parser().parse_args(argv)
     try:
+        _check_output(getattr(args, "json", None))
+        _check_output(getattr(args, "csv", None))
         return COMMANDS[args.command](args)
     except GateError as exc:
         print(f"edge: gate failed: {exc}", file=sys.stderr)

@@ -9,16 +9,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from edge.errors import ModelError, SidecarError
+from edge.preprocess import to_model_input
 from edge.spec import ModelSpec, TensorSpec, file_sha256, load_spec
 
 # (backend name, module holding Interpreter, distribution for the version)
 BACKENDS = (
     ("ai_edge_litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
     ("tflite_runtime", "tflite_runtime.interpreter", "tflite-runtime"),
-    ("tensorflow", "tensorflow.lite", "tensorflow"),
+    # tf.lite.Interpreter lives here; importing "tensorflow.lite" gives a package without it
+    ("tensorflow", "tensorflow.lite.python.interpreter", "tensorflow"),
 )
 BACKEND_ENV = "HWR_BACKEND"
 
@@ -64,7 +67,8 @@ def load_backend(name: str | None = None) -> Backend:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
-        return Backend(backend_name, _version(dist, module), module.Interpreter)
+        if hasattr(module, "Interpreter"):
+            return Backend(backend_name, _version(dist, module), module.Interpreter)
     wanted = name or " or ".join(known)
     raise ModelError(f"no TFLite backend ({wanted}) is installed: pip install 'hwr-pi[edge]'")
 
@@ -116,6 +120,22 @@ def _check_tensor(detail: dict, stated: TensorSpec, role: str, path: Path) -> No
         )
 
 
+def _require_model_file(path: Path) -> None:
+    if not path.is_file():
+        raise ModelError(f"model file {path} not found: check the path or export it again")
+    if path.stat().st_size == 0:
+        raise ModelError(f"model file {path} is empty: export it again")
+
+
+def _check_labels(labels: tuple[str, ...], output: dict, path: Path) -> None:
+    classes = int(output["shape"][-1]) if len(output["shape"]) else 0
+    if len(labels) != classes:
+        raise SidecarError(
+            f"{path.name} has {classes} output classes but its sidecar lists {len(labels)} "
+            "labels: the sidecar belongs to another model, re-export both together"
+        )
+
+
 class Classifier:
     """A TFLite classifier loaded once: `predict` only sets the input, invokes and reads.
 
@@ -137,6 +157,7 @@ class Classifier:
     ):
         self.model_path = Path(model_path)
         self.num_threads = num_threads
+        _require_model_file(self.model_path)  # before the sidecar: a wrong path is not "no sidecar"
         self.spec = spec if spec is not None else load_spec(self.model_path)
         self._check_file(verify)
         self.backend = load_backend(backend)
@@ -145,19 +166,18 @@ class Classifier:
         self._output = self.interpreter.get_output_details()[0]
         _check_tensor(self._input, self.spec.input, "input", self.model_path)
         _check_tensor(self._output, self.spec.output, "output", self.model_path)
+        _check_labels(self.spec.labels, self._output, self.model_path)
         self._in_index, self._out_index = self._input["index"], self._output["index"]
         self._in_dtype = np.dtype(self._input["dtype"])
         self._in_quant = self._in_dtype.kind == "i"
         self._out_quant = np.dtype(self._output["dtype"]).kind == "i"
         self._out_scale, self._out_zero = self._output["quantization"]
         self.input_shape = tuple(int(d) for d in self._input["shape"])
+        self._table = self._pixel_table()
+        self._dequantize = self._output_table() if self._out_quant else None
 
     def _check_file(self, verify: bool) -> None:
         path = self.model_path
-        if not path.is_file():
-            raise ModelError(f"model file {path} not found: check the path or export it again")
-        if path.stat().st_size == 0:
-            raise ModelError(f"model file {path} is empty: export it again")
         if verify and file_sha256(path) != self.spec.sha256:
             raise ModelError(
                 f"{path} does not match the SHA-256 in its sidecar (corrupt, truncated "
@@ -185,8 +205,30 @@ class Classifier:
         """Index -> character, from the sidecar."""
         return self.spec.labels
 
+    def _pixel_table(self) -> np.ndarray:
+        """Map each uint8 pixel value straight to the input tensor's value (scaled, quantized)."""
+        values = to_model_input(np.arange(256, dtype=np.uint8)[None, :], self.spec.preprocess)
+        values = values.reshape(256)
+        if self._in_quant:
+            return quantize(
+                values, self.spec.input.scale, self.spec.input.zero_point, self._in_dtype
+            )
+        return values.astype(self._in_dtype)
+
+    def _output_table(self) -> np.ndarray:
+        """Map each int8/uint8 output byte to its dequantized float (indexed by the raw byte)."""
+        codes = np.arange(256, dtype=np.uint8).view(self._output["dtype"]).astype(np.float32)
+        return (codes - self._out_zero) * np.float32(self._out_scale)
+
     def prepare(self, x: np.ndarray) -> np.ndarray:
-        """Turn one float model input into the tensor the interpreter takes (quantized if int)."""
+        """Turn one input into the tensor the interpreter takes.
+
+        Args:
+            x: a uint8 character image (H, W), ink high, as `edge.preprocess` makes it (one
+                table look-up), or a float model input (H, W, 1), scaled as the sidecar says.
+        """
+        if x.dtype == np.uint8:
+            return cv2.LUT(x, self._table).reshape(self.input_shape)
         x = np.asarray(x, dtype=np.float32).reshape(self.input_shape)
         if self._in_quant:
             return quantize(x, self.spec.input.scale, self.spec.input.zero_point, self._in_dtype)
@@ -202,14 +244,15 @@ class Classifier:
         """Classify one input.
 
         Args:
-            x: float32 model input, shape (H, W, 1) or (1, H, W, 1), scaled as the sidecar says.
+            x: a uint8 character image (H, W), ink high, or a float32 model input (H, W, 1)
+                scaled as the sidecar says.
 
         Returns:
             float32 class probabilities, shape (num_classes,).
         """
         raw = self.invoke_prepared(self.prepare(x))
         if self._out_quant:
-            return (raw.astype(np.float32) - self._out_zero) * self._out_scale
+            return self._dequantize.take(raw.view(np.uint8))
         return raw
 
     def predict_batch(self, xs: np.ndarray) -> np.ndarray:
@@ -220,5 +263,5 @@ class Classifier:
 
     def top_k(self, probs: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
         """Return the k most probable (label, probability) pairs, best first."""
-        order = np.argsort(probs)[::-1][:k]
+        order = np.argsort(-np.asarray(probs), kind="stable")[:k]  # ties: lowest index, as argmax
         return [(self.labels[i], float(probs[i])) for i in order]

@@ -48,7 +48,9 @@ def format_table(rows: list[BenchRow]) -> str:
     """Return one aligned text table of benchmark rows."""
     body = [COLUMNS] + [_cells(r) for r in rows]
     widths = [max(len(line[i]) for line in body) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)) for line in body]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in body
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

@@ -10,11 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import SidecarError
-from edge.preprocess import PreprocessSpec
+from edge.preprocess import PREPROCESS_VERSION, PreprocessSpec
 
 SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema_version", "labels", "input", "output", "preprocess", "dataset", "sha256")
 TENSOR_KEYS = ("shape", "dtype", "scale", "zero_point")
+PREPROCESS_CHOICES = {
+    "polarity": ("ink_high", "ink_low"),
+    "threshold": ("otsu", "adaptive"),
+    "scale": ("unit", "symmetric"),
+}
 
 
 @dataclass(frozen=True)
@@ -73,9 +78,31 @@ def _strict_dataclass(cls, data: Any, where: str):
 
 def _tensor(data: Any, where: str) -> TensorSpec:
     spec = _strict_dataclass(TensorSpec, data, where)
-    return TensorSpec(
-        tuple(int(d) for d in spec.shape), str(spec.dtype), float(spec.scale), int(spec.zero_point)
-    )
+    try:
+        if not isinstance(spec.shape, (list, tuple)):
+            raise TypeError(f"shape must be a list of ints, got {spec.shape!r}")
+        shape = tuple(int(d) for d in spec.shape)
+        return TensorSpec(shape, str(spec.dtype), float(spec.scale), int(spec.zero_point))
+    except (TypeError, ValueError) as exc:
+        raise SidecarError(
+            f"sidecar key '{where}' has a bad value ({exc}): re-export the model"
+        ) from None
+
+
+def _preprocess(data: Any) -> PreprocessSpec:
+    """Build the PreprocessSpec, refusing wrong types, unknown choices and newer versions."""
+    spec = _strict_dataclass(PreprocessSpec, data, "preprocess")
+    for f in fields(PreprocessSpec):
+        value, choices = getattr(spec, f.name), PREPROCESS_CHOICES.get(f.name)
+        if type(value) is not type(f.default) or (choices and value not in choices):
+            want = " or ".join(map(repr, choices)) if choices else type(f.default).__name__
+            raise SidecarError(f"sidecar key 'preprocess.{f.name}' is {value!r}, expected {want}")
+    if spec.version > PREPROCESS_VERSION:
+        raise SidecarError(
+            f"sidecar preprocess version {spec.version} is newer than this runtime's "
+            f"{PREPROCESS_VERSION}: upgrade hwr-pi"
+        )
+    return spec
 
 
 def parse_spec(data: Any, source: str = "sidecar") -> ModelSpec:
@@ -104,12 +131,14 @@ def parse_spec(data: Any, source: str = "sidecar") -> ModelSpec:
     labels = data["labels"]
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
         raise SidecarError(f"{source} key 'labels' must be a non-empty list of strings")
+    if not isinstance(data["dataset"], dict):
+        raise SidecarError(f"{source} key 'dataset' must be an object: re-export the model")
     known = set(REQUIRED_KEYS)
     return ModelSpec(
         labels=tuple(labels),
         input=_tensor(data["input"], "input"),
         output=_tensor(data["output"], "output"),
-        preprocess=_strict_dataclass(PreprocessSpec, data["preprocess"], "preprocess"),
+        preprocess=_preprocess(data["preprocess"]),
         dataset=dict(data["dataset"]),
         sha256=str(data["sha256"]),
         schema_version=int(data["schema_version"]),

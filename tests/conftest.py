@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,3 +66,91 @@ def idx_bytes() -> Callable[[np.ndarray], bytes]:
 def write_gz() -> Callable[..., Path]:
     """The `write_file` writer: write_gz(path, data, gz=True)."""
     return write_file
+
+
+# --- the golden model and the `edge` command line -------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GOLDEN_DIR = Path(__file__).parent / "fixtures" / "golden model"
+GOLDEN_MODEL = "int8.tflite"
+GOLDEN_SIDECAR = "int8.json"
+
+
+def load_expected() -> list[dict]:
+    """The golden expectations: [{image, label, predicted, probabilities}], image relative."""
+    return json.loads((GOLDEN_DIR / "expected.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    """The committed golden fixture folder (read only: copy it before changing anything)."""
+    return GOLDEN_DIR
+
+
+@pytest.fixture(scope="session")
+def golden_model() -> Path:
+    """The committed golden int8 .tflite (its sidecar lies beside it)."""
+    return GOLDEN_DIR / GOLDEN_MODEL
+
+
+@pytest.fixture(scope="session")
+def golden_sidecar() -> dict:
+    """The golden model's sidecar as parsed JSON (shared: deep-copy it before changing it)."""
+    return json.loads((GOLDEN_DIR / GOLDEN_SIDECAR).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def golden_expected() -> list[dict]:
+    """expected.json of the golden fixture."""
+    return load_expected()
+
+
+@pytest.fixture
+def golden_copy(tmp_path: Path) -> Path:
+    """A private copy of the golden folder at tmp_path / "model dir" (safe to modify)."""
+    return Path(shutil.copytree(GOLDEN_DIR, tmp_path / "model dir"))
+
+
+@pytest.fixture
+def run_edge(capsys, monkeypatch) -> Callable[..., tuple[int, str, str]]:
+    """Run `edge.cli.main(args)` in-process; return (exit code, stdout, stderr).
+
+    `env` maps variable names to values (None removes one) for the duration of the call.
+    An argparse usage error (SystemExit) is returned as its exit code.
+    """
+    from edge.cli import main
+
+    def run(args: list, env: dict[str, str | None] | None = None) -> tuple[int, str, str]:
+        capsys.readouterr()  # drop anything printed before
+        with monkeypatch.context() as patch:
+            for name, value in (env or {}).items():
+                if value is None:
+                    patch.delenv(name, raising=False)
+                else:
+                    patch.setenv(name, str(value))
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as exc:
+                code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def eval_npz(shared_data: Path, golden_sidecar: dict, tmp_path_factory) -> Path:
+    """A small .npz evaluation split (the first 40 MNIST test digits), in a folder with a space.
+
+    Skipped when MNIST is missing or the golden model does not classify the digits 0-9.
+    """
+    from edge.datasets import Split, load_split, save_npz_split
+
+    labels = golden_sidecar["labels"]
+    test = load_split("mnist", "test", shared_data)
+    if tuple(labels[: len(test.classes)]) != test.classes:
+        pytest.skip("the golden model does not classify the MNIST digits")
+    few = Split("mnist", "test", test.images[:40], test.labels[:40], test.classes)
+    folder = tmp_path_factory.mktemp("eval") / "eval data"
+    folder.mkdir()
+    return save_npz_split(few, folder / "mnist few.npz")

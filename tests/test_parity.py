@@ -101,8 +101,9 @@ def test_every_variant_runs_in_tflite_runtime_214(exported):
     )
     paths = [str(r.path) for r in results.values()]
     env = {**os.environ, "HWR_BACKEND": "tflite_runtime", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([str(python), "-c", script, *paths], capture_output=True, text=True,
-                          env=env, timeout=120)
+    done = subprocess.run(
+        [str(python), "-c", script, *paths], capture_output=True, text=True, env=env, timeout=120
+    )
     if "no TFLite backend" in done.stderr:
         pytest.skip("tflite-runtime 2.14 is not installable on this Python")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -140,6 +141,11 @@ def test_train_host_cli_rejects_bad_run_folder(tmp_path, capsys):
 
 
 def test_python_dash_m_train_host_help():
-    done = subprocess.run([sys.executable, "-m", "train_host", "--help"], capture_output=True,
-                          text=True, cwd=REPO, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "train_host", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert done.returncode == 0 and "export" in done.stdout

@@ -111,7 +111,6 @@ def export_variant(
     record: dict,
     config,
     test,
-    x_test: np.ndarray,
     float_acc: float,
     rep: np.ndarray,
 ) -> ExportResult:
@@ -123,7 +122,7 @@ def export_variant(
     try:
         atomic_write_bytes(tmp, convert(export_model, variant, rep))
         draft = _sidecar(tmp, variant, record, config, test, {})
-        tflite_acc = accuracy(Classifier(tmp, spec=draft), x_test, test.labels)
+        tflite_acc = accuracy(Classifier(tmp, spec=draft), test.images, test.labels)
         metrics = {
             "split": f"{test.name}/test",
             "float_accuracy": float_acc,
@@ -169,9 +168,7 @@ def export_run(
     save_npz_split(test, out / EVAL_FILE)
     results = []
     for variant in variants:
-        result = export_variant(
-            export_model, variant, out, record, config, test, x_test, float_acc, rep
-        )
+        result = export_variant(export_model, variant, out, record, config, test, float_acc, rep)
         progress(result.line())
         results.append(result)
     return results

@@ -1,0 +1,145 @@
+"""edge.bench and edge.report: statistics, the timing loop, one model's BenchRow, table/CSV/JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from edge.bench import BenchRow, LatencyStats, bench_model, check_split, machine_info, time_calls
+from edge.cli import read_image
+from edge.datasets import Split
+from edge.errors import EdgeError
+from edge.preprocess import extract_character
+from edge.report import COLUMNS, format_table, to_csv, to_json
+from edge.spec import load_spec
+
+
+def test_latency_stats_from_ns():
+    stats = LatencyStats.from_ns(np.arange(1, 11) * 1_000_000)  # 1..10 ms
+    assert stats.runs == 10
+    assert stats.p50 == pytest.approx(5.5)
+    assert stats.p90 == pytest.approx(9.1)
+    assert stats.p99 == pytest.approx(9.91)
+    assert stats.mean == pytest.approx(5.5)
+    assert stats.std == pytest.approx(np.sqrt(8.25))  # population std
+    assert (stats.min, stats.max) == (1.0, 10.0)
+
+
+def test_latency_stats_single_sample():
+    stats = LatencyStats.from_ns(np.array([2_500_000]))
+    assert (stats.p50, stats.p99, stats.mean, stats.std) == (2.5, 2.5, 2.5, 0.0)
+
+
+def test_time_calls_counts_warmup_and_runs():
+    seen = []
+    samples = time_calls(seen.append, ["a", "b", "c"], warmup=4, runs=7, min_seconds=0.0)
+    assert len(seen) == 11 and len(samples) == 7
+    assert seen == ["a", "b", "c", "a"] + ["a", "b", "c", "a", "b", "c", "a"]
+    assert samples.dtype == np.int64 and (samples >= 0).all()
+
+
+def test_time_calls_respects_min_seconds():
+    start = time.perf_counter()
+    samples = time_calls(lambda _: time.sleep(0.002), [0], warmup=0, runs=2, min_seconds=0.06)
+    elapsed = time.perf_counter() - start
+    assert elapsed >= 0.06
+    assert len(samples) > 2  # kept going past `runs` until min_seconds
+    assert samples.sum() >= 0.9 * 0.002 * 1e9 * len(samples)  # each sample covers the call
+
+
+@pytest.fixture(scope="module")
+def golden_split(golden_model, golden_dir, golden_expected) -> Split:
+    """The golden images, preprocessed as `edge classify` does, labelled, as a Split."""
+    model_spec = load_spec(golden_model)
+    spec, labels = model_spec.preprocess, list(model_spec.labels)
+    chars = [extract_character(read_image(golden_dir / e["image"]), spec) for e in golden_expected]
+    return Split(
+        "golden",
+        "test",
+        np.stack(chars),
+        np.array([labels.index(e["label"]) for e in golden_expected], np.int64),
+        tuple(labels),
+    )
+
+
+@pytest.fixture(scope="module")
+def row(golden_model, golden_split) -> BenchRow:
+    return bench_model(golden_model, golden_split, runs=30, warmup=3, min_seconds=0.02)
+
+
+def test_bench_model_on_golden(row, golden_model, golden_split, golden_expected, golden_sidecar):
+    assert row.samples == len(golden_split)
+    correct = [e["predicted"] == e["label"] for e in golden_expected]
+    assert row.accuracy == pytest.approx(np.mean(correct))  # the golden predictions, counted
+    assert 0.0 <= row.accuracy <= 1.0
+    assert row.path == str(golden_model)
+    assert row.size_bytes == golden_model.stat().st_size
+    assert row.dataset == "golden/test"
+    assert row.variant == golden_sidecar.get("variant", golden_model.stem)
+    assert row.backend in ("ai_edge_litert", "tflite_runtime", "tensorflow") and row.backend_version
+    assert row.latency.runs >= 30 and row.raw_invoke.runs >= 30
+    assert row.latency.p50 <= row.latency.p90 <= row.latency.p99 <= row.latency.max
+    assert row.overhead_ratio > 0 and row.peak_rss_mb > 0
+    assert row.load_ms > 0 and row.first_inference_ms > 0
+
+
+@pytest.mark.parametrize(
+    ("images", "classes", "message"),
+    [
+        (np.zeros((0, 28, 28), np.uint8), tuple("0123456789"), "no images"),
+        (np.zeros((2, 16, 16), np.uint8), tuple("0123456789"), "16"),
+        (np.zeros((2, 28, 28), np.uint8), tuple("ABCDEFGHIJ"), "classes"),
+    ],
+    ids=["empty", "wrong-size", "other-classes"],
+)
+def test_bench_refuses_mismatched_split(golden_model, images, classes, message):
+    from edge.interpreter import Classifier
+
+    split = Split("bad", "test", images, np.zeros(len(images), np.int64), classes)
+    with pytest.raises(EdgeError, match=message):
+        check_split(Classifier(golden_model), split)
+
+
+def test_fewer_classes_than_labels_is_allowed(golden_model, golden_split):
+    from edge.interpreter import Classifier
+
+    few = replace(golden_split, classes=golden_split.classes[:5])
+    check_split(Classifier(golden_model), few)  # a digits split for a model of more classes
+
+
+def test_format_table(row):
+    second = replace(row, model="other model", accuracy=0.5)
+    lines = format_table([row, second]).splitlines()
+    assert len(lines) == 4
+    for column in COLUMNS:
+        assert column in lines[0]
+    assert set(lines[1]) <= {"-", " "} and "-" in lines[1]
+    assert lines[2].startswith(row.model) and lines[3].startswith("other model")
+    assert "50.00%" in lines[3]
+    assert len({len(line) for line in lines}) == 1  # aligned: every cell padded to its column
+
+
+def test_to_csv_flattens_latency(row):
+    text = to_csv([row, row])
+    records = list(csv.DictReader(io.StringIO(text)))
+    assert len(records) == 2
+    assert "latency" not in records[0] and "raw_invoke" not in records[0]
+    for key in ("latency_p50", "latency_p99", "latency_std", "raw_invoke_p50", "accuracy"):
+        assert key in records[0]
+    assert float(records[0]["latency_p50"]) == pytest.approx(row.latency.p50)
+    assert to_csv([]) == ""
+
+
+def test_to_json(row):
+    doc = json.loads(to_json([row], machine_info(), {"runs": 30}))
+    assert doc["schema_version"] == 1 and doc["settings"] == {"runs": 30}
+    assert {"cpu", "cores", "python", "numpy"} <= set(doc["machine"])
+    (result,) = doc["results"]
+    assert result["latency"]["p50"] == pytest.approx(row.latency.p50)
+    assert result["accuracy"] == pytest.approx(row.accuracy)
