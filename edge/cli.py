@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("model", type=Path, help="exported .tflite file (sidecar beside it)")
     info.add_argument("--json", type=Path, help="also write the details to this JSON file")
 
-    classify = sub.add_parser("classify", help="classify images of single characters")
+    classify = sub.add_parser(
+        "classify", help="read the characters in photos or scans (one or many per image)")
     classify.add_argument("model", type=Path, help="exported .tflite file (sidecar beside it)")
     classify.add_argument("images", type=Path, nargs="+", help="image files or folders of images")
     classify.add_argument(
@@ -48,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("--threads", type=positive_int, default=None, help="interpreter threads")
     classify.add_argument("--json", type=Path, help="write predictions to this JSON file")
+    classify.add_argument("--single", action="store_true",
+                          help="treat each image as exactly one character (no segmentation)")
+    classify.add_argument("--min-confidence", type=float, default=0.5,
+                          help="characters below this probability read as '?' (0.5)")
+    classify.add_argument("--debug-dir", type=Path, default=None,
+                          help="write each image with boxes and every 28x28 crop the model saw")
 
     bench = sub.add_parser("bench", help="accuracy, latency and memory of one or more models")
     bench.add_argument("models", type=Path, nargs="+", help="exported .tflite files")
@@ -135,23 +142,46 @@ def _jsonable(value):
     return value
 
 
+def _classify_one(clf, path: Path, args: argparse.Namespace) -> dict:
+    """Read one image (as text, or as a single character with --single) and print one line."""
+    from edge.pipeline import read_frame
+    from edge.preprocess import extract_character
+
+    image = read_image(path)
+    try:
+        if args.single:
+            probs = clf.predict(extract_character(image, clf.spec.preprocess))
+            top = clf.top_k(probs, args.top_k)
+            print(f"{path}: " + "  ".join(f"{label} {p:.3f}" for label, p in top))
+            return {"image": str(path), "text": top[0][0], "top_k": _top(top)}
+        reading = read_frame(image, clf, args.min_confidence)
+    except ValueError as exc:
+        raise ImageError(f"{path}: {exc} (photograph dark ink on light paper)") from None
+    if args.debug_dir:
+        from edge.debug import write_debug
+
+        write_debug(args.debug_dir, path.stem, image, reading)
+    chars = [{"label": c.label, "confidence": c.confidence, "line": c.line,
+              "box": [c.box.x, c.box.y, c.box.w, c.box.h],
+              "top_k": _top(clf.top_k(c.probabilities, args.top_k))} for c in reading.chars]
+    if len(reading.chars) == 1:
+        print(f"{path}: " + "  ".join(f"{k['label']} {k['p']:.3f}" for k in chars[0]["top_k"]))
+    else:
+        confidences = " ".join(f"{c.label}:{c.confidence:.2f}" for c in reading.chars)
+        shown = reading.text.replace("\n", " / ") or "(no characters found)"
+        print(f"{path}: {shown}  [{confidences}]")
+    return {"image": str(path), "text": reading.text, "chars": chars}
+
+
+def _top(pairs: list[tuple[str, float]]) -> list[dict]:
+    return [{"label": label, "p": p} for label, p in pairs]
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     from edge.interpreter import Classifier
-    from edge.preprocess import extract_character, to_model_input
 
     clf = Classifier(args.model, num_threads=args.threads)
-    records = []
-    for path in _collect_images(args.images):
-        try:
-            char = extract_character(read_image(path), clf.spec.preprocess)
-        except ValueError as exc:
-            raise ImageError(
-                f"{path}: {exc} (photograph dark ink on light paper, or crop "
-                "closer to the character)"
-            ) from None
-        top = clf.top_k(clf.predict(to_model_input(char, clf.spec.preprocess)[0]), args.top_k)
-        records.append({"image": str(path), "top_k": [{"label": k, "p": p} for k, p in top]})
-        print(f"{path}: " + "  ".join(f"{label} {p:.3f}" for label, p in top))
+    records = [_classify_one(clf, path, args) for path in _collect_images(args.images)]
     if args.json:
         _write(args.json, json.dumps({"model": str(args.model), "predictions": records}, indent=2))
     return 0

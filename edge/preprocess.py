@@ -20,6 +20,9 @@ MNIST_STROKE_RATIO = 0.117
 # anti-aliased by the downscale itself, as MNIST was made from bilevel NIST scans.
 BILEVEL_MIN_SCALE = 2.0
 
+# Ink must stand this many robust standard deviations above the paper (see noise_floor).
+NOISE_SIGMAS = 6.0
+
 # Ink fraction below which a threshold result is treated as "no ink" (an empty page).
 MIN_INK_PIXELS = 4
 
@@ -142,6 +145,18 @@ def ink_intensity(grey: np.ndarray) -> np.ndarray:
     return np.clip(stretched, 0, 255).astype(np.uint8)
 
 
+def noise_floor(ink: np.ndarray, sigmas: float = NOISE_SIGMAS) -> float:
+    """The level paper texture and sensor noise stay under: median + k robust sigmas.
+
+    When ink covers a tiny part of a frame, Otsu splits the paper's own noise in two; ink
+    must also stand out from the paper by several standard deviations (estimated by the
+    median absolute deviation, which the few ink pixels do not move).
+    """
+    median = float(np.median(ink))
+    sigma = 1.4826 * float(np.median(np.abs(ink.astype(np.float32) - median)))
+    return median + sigmas * max(sigma, 1.0)
+
+
 def binarize(ink: np.ndarray, method: str = "otsu") -> np.ndarray:
     """Threshold an ink-high image into a 0/255 mask.
 
@@ -153,7 +168,8 @@ def binarize(ink: np.ndarray, method: str = "otsu") -> np.ndarray:
         uint8 mask, 255 where there is ink.
     """
     if method == "otsu":
-        _, mask = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        otsu, _ = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        _, mask = cv2.threshold(ink, max(otsu, noise_floor(ink)), 255, cv2.THRESH_BINARY)
     elif method == "adaptive":
         block = max(3, (min(ink.shape) // 4) | 1)
         mask = cv2.adaptiveThreshold(

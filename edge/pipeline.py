@@ -1,0 +1,107 @@
+"""Frame -> characters -> classifier -> text, with per-stage timing (capture, preprocess,
+invoke, post)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.interpreter import Classifier
+from edge.segment import Box, find_characters
+
+# Characters whose top probability is below this are reported as rejected ("?" in the text).
+DEFAULT_MIN_CONFIDENCE = 0.5
+
+
+@dataclass(frozen=True)
+class CharResult:
+    """One classified character."""
+
+    label: str
+    confidence: float
+    box: Box
+    line: int
+    crop: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def accepted(self) -> bool:
+        """False when the classifier was not confident enough (shown as "?")."""
+        return self.label != "?"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Milliseconds spent in each stage of one frame."""
+
+    capture: float
+    preprocess: float
+    invoke: float
+    post: float
+
+    @property
+    def total(self) -> float:
+        """Sum of the stages."""
+        return self.capture + self.preprocess + self.invoke + self.post
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What was read in one frame: text (lines joined by newlines) and each character."""
+
+    text: str
+    chars: tuple[CharResult, ...]
+    timing: Timing
+
+
+def read_frame(image: np.ndarray, clf: Classifier, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+               capture_ms: float = 0.0) -> Reading:
+    """Segment, classify and assemble the text of one frame.
+
+    Args:
+        image: BGR or grey frame.
+        clf: the loaded classifier.
+        min_confidence: characters below this top probability are read as "?".
+        capture_ms: time the frame took to capture, for the timing record.
+
+    Returns:
+        The Reading.
+    """
+    clock = time.perf_counter
+    t0 = clock()
+    chars = find_characters(image, clf.spec.preprocess)
+    t1 = clock()
+    probs = [clf.predict(c.crop) for c in chars]
+    t2 = clock()
+    results, lines = [], {}
+    for char, p in zip(chars, probs, strict=True):
+        best = int(np.argmax(p))
+        label = clf.labels[best] if p[best] >= min_confidence else "?"
+        results.append(CharResult(label, float(p[best]), char.box, char.line, char.crop, p))
+        lines.setdefault(char.line, []).append(label)
+    text = "\n".join("".join(lines[k]) for k in sorted(lines))
+    t3 = clock()
+    timing = Timing(capture_ms, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+    return Reading(text, tuple(results), timing)
+
+
+def run(source, clf: Classifier, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        max_frames: int | None = None) -> Iterator[tuple[object, Reading]]:
+    """Read frames from a source until it ends (or `max_frames`), yielding (frame, reading).
+
+    Args:
+        source: an open `edge.camera.FrameSource`.
+        clf: the loaded classifier.
+        min_confidence: see `read_frame`.
+        max_frames: stop after this many frames (None: until the source ends).
+    """
+    count = 0
+    while max_frames is None or count < max_frames:
+        frame = source.read()
+        if frame is None:
+            return
+        yield frame, read_frame(frame.image, clf, min_confidence, frame.capture_ms)
+        count += 1

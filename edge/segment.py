@@ -1,0 +1,239 @@
+"""Find the characters on a page: ink mask, ruled lines removed, components merged into
+characters, non-characters rejected, lines of writing ordered top to bottom, left to right.
+
+Pure functions (numpy + OpenCV), no I/O. Each character comes out as the exact 28x28 crop
+`edge.preprocess` makes for a single character, so training and device agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge.preprocess import (
+    MIN_INK_PIXELS,
+    PreprocessSpec,
+    binarize,
+    character_glyph,
+    ink_intensity,
+    normalize_character,
+    to_grey,
+)
+
+# A ruled or grid line is a straight run of ink across at least this fraction of the frame
+# (a stroke of a character in a tight crop is shorter).
+RULE_MIN_FRACTION = 0.6
+# Components merge into one character when their columns overlap by this fraction of the
+# narrower one (the dot of an i, a broken 5).
+MERGE_OVERLAP = 0.5
+# A group shorter than this fraction of its neighbour, within FRAGMENT_GAP of its height, is
+# a piece of that character (strokes that do not touch), not a character of its own.
+FRAGMENT_HEIGHT = 0.6
+FRAGMENT_GAP = 0.2
+# Blobs shorter than this fraction of the median character height are specks, not characters.
+MIN_HEIGHT_FRACTION = 0.4
+# Wider than this many times its height, a blob is a stroke or a line, not a character.
+MAX_ASPECT = 4.0
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in frame pixels."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def cy(self) -> float:
+        """Vertical centre."""
+        return self.y + self.h / 2.0
+
+    def union(self, other: Box) -> Box:
+        """The smallest box holding both."""
+        x0, y0 = min(self.x, other.x), min(self.y, other.y)
+        x1 = max(self.x + self.w, other.x + other.w)
+        y1 = max(self.y + self.h, other.y + other.h)
+        return Box(x0, y0, x1 - x0, y1 - y0)
+
+
+@dataclass(frozen=True)
+class Character:
+    """One segmented character: its box, line number, order, and model-ready 28x28 crop."""
+
+    box: Box
+    line: int
+    crop: np.ndarray
+
+
+def remove_rules(mask: np.ndarray) -> np.ndarray:
+    """Remove long straight horizontal and vertical runs (ruled paper, grids, box edges).
+
+    Args:
+        mask: uint8 0/255 ink mask.
+
+    Returns:
+        The mask without runs longer than RULE_MIN_FRACTION of the frame's width/height.
+    """
+    h, w = mask.shape
+    rules = np.zeros_like(mask)
+    for length, shape in ((int(w * RULE_MIN_FRACTION), (1, 0)), (int(h * RULE_MIN_FRACTION), (0, 1))):
+        if length < 8:
+            continue
+        size = (length, 1) if shape == (1, 0) else (1, length)
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, size)
+        rules |= cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+    return cv2.subtract(mask, cv2.dilate(rules, np.ones((3, 3), np.uint8)))
+
+
+def component_boxes(mask: np.ndarray) -> tuple[list[Box], np.ndarray]:
+    """Connected components of a mask: their boxes and the label image (label i+1 = box i)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    boxes = [
+        Box(int(s[cv2.CC_STAT_LEFT]), int(s[cv2.CC_STAT_TOP]), int(s[cv2.CC_STAT_WIDTH]),
+            int(s[cv2.CC_STAT_HEIGHT]))
+        for s in stats[1:count]
+    ]
+    return boxes, labels
+
+
+def _column_overlap(a: Box, b: Box) -> float:
+    overlap = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+    return overlap / max(1, min(a.w, b.w))
+
+
+def merge_into_characters(boxes: list[Box], areas: list[int]) -> list[tuple[Box, list[int]]]:
+    """Group component indices into characters: components sharing a column and close
+    vertically (within the taller one's height) belong together.
+
+    Returns:
+        (box, component indices) per character.
+    """
+    groups: list[tuple[Box, list[int]]] = []
+    for i in sorted(range(len(boxes)), key=lambda k: -areas[k]):
+        box = boxes[i]
+        for g, (gbox, members) in enumerate(groups):
+            gap = max(gbox.y - (box.y + box.h), box.y - (gbox.y + gbox.h), 0)
+            if _column_overlap(gbox, box) >= MERGE_OVERLAP and gap <= max(gbox.h, box.h) * 0.5:
+                groups[g] = (gbox.union(box), [*members, i])
+                break
+        else:
+            groups.append((box, [i]))
+    return groups
+
+
+def stats_area(labels: np.ndarray, count: int) -> np.ndarray:
+    """Ink pixels per component label (index 0 is the background)."""
+    return np.bincount(labels.ravel(), minlength=count + 1)
+
+
+def ink_weighted_median_height(groups: list[tuple[Box, list[int]]], ink: np.ndarray,
+                               kept: list[int]) -> float:
+    """Typical character height: the median of group heights weighted by their ink, so many
+    small specks of paper texture do not pull it down."""
+    heights = np.array([box.h for box, _ in groups], dtype=np.float64)
+    weights = np.array([sum(ink[kept[m] + 1] for m in members) for _, members in groups],
+                       dtype=np.float64)
+    order = np.argsort(heights)
+    cumulative = np.cumsum(weights[order])
+    return float(heights[order][np.searchsorted(cumulative, cumulative[-1] / 2.0)])
+
+
+def _is_fragment_of(small: Box, big: Box) -> bool:
+    """A piece shorter than a character, beside one and within its height (an open 4's arm)."""
+    gap = max(big.x - (small.x + small.w), small.x - (big.x + big.w))
+    inside = small.y >= big.y - 0.1 * big.h and small.y + small.h <= big.y + 1.1 * big.h
+    return small.h < FRAGMENT_HEIGHT * big.h and gap <= FRAGMENT_GAP * big.h and inside
+
+
+def attach_fragments(groups: list[tuple[Box, list[int]]]) -> list[tuple[Box, list[int]]]:
+    """Join each fragment group to the neighbouring character it belongs to (see _is_fragment_of)."""
+    order = sorted(range(len(groups)), key=lambda g: -groups[g][0].h)
+    merged: dict[int, tuple[Box, list[int]]] = {}
+    for g in order:
+        box, members = groups[g]
+        host = next((h for h in merged if _is_fragment_of(box, merged[h][0])), None)
+        if host is None:
+            merged[g] = (box, members)
+        else:
+            merged[host] = (merged[host][0].union(box), merged[host][1] + members)
+    return list(merged.values())
+
+
+def is_character(box: Box, median_height: float, frame_shape: tuple[int, int]) -> bool:
+    """Reject specks, long strokes and blobs cut by the frame edge."""
+    h, w = frame_shape
+    if box.h < MIN_HEIGHT_FRACTION * median_height or box.w > MAX_ASPECT * box.h:
+        return False
+    touches = box.x == 0 or box.y == 0 or box.x + box.w >= w or box.y + box.h >= h
+    return not touches
+
+
+def order_lines(boxes: list[Box]) -> list[list[int]]:
+    """Group boxes into lines of writing and order them: lines top to bottom, boxes left to right.
+
+    A box joins the line whose nearest member (in x) overlaps it vertically by half the
+    smaller height, so gently tilted or wavy lines stay together.
+    """
+    lines: list[list[int]] = []
+    for i in sorted(range(len(boxes)), key=lambda k: boxes[k].x):
+        b = boxes[i]
+        for line in lines:
+            last = boxes[line[-1]]
+            overlap = min(b.y + b.h, last.y + last.h) - max(b.y, last.y)
+            if overlap >= 0.5 * min(b.h, last.h):
+                line.append(i)
+                break
+        else:
+            lines.append([i])
+    lines.sort(key=lambda line: np.mean([boxes[k].cy for k in line]))
+    return lines
+
+
+def find_characters(image: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> list[Character]:
+    """Segment every character in a frame and bring each to the model's input format.
+
+    Args:
+        image: BGR or grey frame (dark ink on paper, or light on dark).
+        spec: the model's preprocessing spec.
+
+    Returns:
+        Characters in reading order (line by line, left to right); empty if there is no ink.
+    """
+    if image.size == 0:
+        raise ValueError("the image is empty")
+    ink = ink_intensity(to_grey(image))
+    mask = remove_rules(binarize(ink, spec.threshold))
+    boxes, labels = component_boxes(mask)
+    areas = [b.w * b.h for b in boxes]
+    kept = [i for i, a in enumerate(areas) if a >= MIN_INK_PIXELS]
+    groups = merge_into_characters([boxes[i] for i in kept], [areas[i] for i in kept])
+    groups = attach_fragments(groups)
+    if not groups:
+        return []
+    median_h = ink_weighted_median_height(groups, stats_area(labels, len(boxes)), kept)
+    chars = [(box, [kept[m] + 1 for m in members]) for box, members in groups
+             if is_character(box, median_h, mask.shape)]
+    if not chars and groups:  # a single character filling the frame: keep the largest group
+        box, members = max(groups, key=lambda g: g[0].w * g[0].h)
+        chars = [(box, [kept[m] + 1 for m in members])]
+    out = []
+    for line_no, line in enumerate(order_lines([c[0] for c in chars])):
+        for k in line:
+            box, members = chars[k]
+            out.append(Character(box, line_no, character_crop(ink, labels, box, members, spec)))
+    return out
+
+
+def character_crop(ink: np.ndarray, labels: np.ndarray, box: Box, members: list[int],
+                   spec: PreprocessSpec) -> np.ndarray:
+    """The 28x28 model crop of one character: only its own components, fitted as MNIST."""
+    window = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
+    own = np.isin(labels[window], members).astype(np.uint8) * 255
+    pad = max(2, box.h // 10)
+    own = cv2.copyMakeBorder(own, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    crop = cv2.copyMakeBorder(ink[window], pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    return normalize_character(character_glyph(crop, own, spec.box), spec)
