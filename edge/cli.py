@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", type=Path, help="also write the details to this JSON file")
 
     classify = sub.add_parser(
-        "classify", help="read the characters in photos or scans (one or many per image)")
+        "classify", help="read the characters in photos or scans (one or many per image)"
+    )
     classify.add_argument("model", type=Path, help="exported .tflite file (sidecar beside it)")
     classify.add_argument("images", type=Path, nargs="+", help="image files or folders of images")
     classify.add_argument(
@@ -49,12 +50,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("--threads", type=positive_int, default=None, help="interpreter threads")
     classify.add_argument("--json", type=Path, help="write predictions to this JSON file")
-    classify.add_argument("--single", action="store_true",
-                          help="treat each image as exactly one character (no segmentation)")
-    classify.add_argument("--min-confidence", type=float, default=0.5,
-                          help="characters below this probability read as '?' (0.5)")
-    classify.add_argument("--debug-dir", type=Path, default=None,
-                          help="write each image with boxes and every 28x28 crop the model saw")
+    classify.add_argument(
+        "--single",
+        action="store_true",
+        help="treat each image as exactly one character (no segmentation)",
+    )
+    classify.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.5,
+        help="characters below this probability read as '?' (0.5)",
+    )
+    classify.add_argument(
+        "--debug-dir",
+        type=Path,
+        default=None,
+        help="write each image with boxes and every 28x28 crop the model saw",
+    )
 
     bench = sub.add_parser("bench", help="accuracy, latency and memory of one or more models")
     bench.add_argument("models", type=Path, nargs="+", help="exported .tflite files")
@@ -161,9 +173,16 @@ def _classify_one(clf, path: Path, args: argparse.Namespace) -> dict:
         from edge.debug import write_debug
 
         write_debug(args.debug_dir, path.stem, image, reading)
-    chars = [{"label": c.label, "confidence": c.confidence, "line": c.line,
-              "box": [c.box.x, c.box.y, c.box.w, c.box.h],
-              "top_k": _top(clf.top_k(c.probabilities, args.top_k))} for c in reading.chars]
+    chars = [
+        {
+            "label": c.label,
+            "confidence": c.confidence,
+            "line": c.line,
+            "box": [c.box.x, c.box.y, c.box.w, c.box.h],
+            "top_k": _top(clf.top_k(c.probabilities, args.top_k)),
+        }
+        for c in reading.chars
+    ]
     if len(reading.chars) == 1:
         print(f"{path}: " + "  ".join(f"{k['label']} {k['p']:.3f}" for k in chars[0]["top_k"]))
     else:

@@ -23,8 +23,16 @@ def annotate(image: np.ndarray, reading: Reading) -> np.ndarray:
         color = ACCEPTED if char.accepted else REJECTED
         cv2.rectangle(out, (b.x, b.y), (b.x + b.w, b.y + b.h), color, thickness)
         scale = min(2.0, max(0.4, b.h / 120.0))
-        cv2.putText(out, f"{char.label} {char.confidence:.2f}", (b.x, max(0, b.y - 4)),
-                    cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            f"{char.label} {char.confidence:.2f}",
+            (b.x, max(0, b.y - 4)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            color,
+            thickness,
+            cv2.LINE_AA,
+        )
     return out
 
 

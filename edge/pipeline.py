@@ -57,8 +57,12 @@ class Reading:
     timing: Timing
 
 
-def read_frame(image: np.ndarray, clf: Classifier, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-               capture_ms: float = 0.0) -> Reading:
+def read_frame(
+    image: np.ndarray,
+    clf: Classifier,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    capture_ms: float = 0.0,
+) -> Reading:
     """Segment, classify and assemble the text of one frame.
 
     Args:
@@ -88,8 +92,12 @@ def read_frame(image: np.ndarray, clf: Classifier, min_confidence: float = DEFAU
     return Reading(text, tuple(results), timing)
 
 
-def run(source, clf: Classifier, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-        max_frames: int | None = None) -> Iterator[tuple[object, Reading]]:
+def run(
+    source,
+    clf: Classifier,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    max_frames: int | None = None,
+) -> Iterator[tuple[object, Reading]]:
     """Read frames from a source until it ends (or `max_frames`), yielding (frame, reading).
 
     Args:

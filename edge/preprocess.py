@@ -52,6 +52,9 @@ class PreprocessSpec:
     scale: str = "unit"
 
 
+DEFAULT_SPEC = PreprocessSpec()
+
+
 def to_grey(image: np.ndarray) -> np.ndarray:
     """Convert a BGR, BGRA or grey image to a 2-D uint8 grey image.
 
@@ -234,7 +237,7 @@ def place_in_canvas(glyph: np.ndarray, size: int = 28, center_of_mass: bool = Tr
     return cv2.warpAffine(glyph, shift, (size, size), flags=cv2.INTER_NEAREST, borderValue=0)
 
 
-def normalize_character(ink: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+def normalize_character(ink: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) -> np.ndarray:
     """Bring one character (ink high, any size) to the dataset's format, as MNIST was made.
 
     Fit into a `spec.box` square keeping aspect, then place in a `spec.size` canvas by
@@ -251,7 +254,7 @@ def normalize_character(ink: np.ndarray, spec: PreprocessSpec = PreprocessSpec()
     return np.ascontiguousarray(out.T) if spec.transposed else out
 
 
-def to_model_input(chars: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+def to_model_input(chars: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) -> np.ndarray:
     """Scale uint8 ink-high characters to the float input the model takes, with a channel axis.
 
     Args:
@@ -339,7 +342,7 @@ def character_glyph(ink: np.ndarray, mask: np.ndarray, box: int = 20) -> np.ndar
     return cv2.bitwise_and(ink, near)
 
 
-def extract_character(image: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+def extract_character(image: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) -> np.ndarray:
     """Turn an image of one handwritten character (any size, either polarity) into model format.
 
     Grey -> ink high with even light -> threshold -> main connected components -> glyph

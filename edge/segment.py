@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from edge.preprocess import (
+    DEFAULT_SPEC,
     MIN_INK_PIXELS,
     PreprocessSpec,
     binarize,
@@ -80,7 +81,10 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
     """
     h, w = mask.shape
     rules = np.zeros_like(mask)
-    for length, shape in ((int(w * RULE_MIN_FRACTION), (1, 0)), (int(h * RULE_MIN_FRACTION), (0, 1))):
+    for length, shape in (
+        (int(w * RULE_MIN_FRACTION), (1, 0)),
+        (int(h * RULE_MIN_FRACTION), (0, 1)),
+    ):
         if length < 8:
             continue
         size = (length, 1) if shape == (1, 0) else (1, length)
@@ -93,8 +97,12 @@ def component_boxes(mask: np.ndarray) -> tuple[list[Box], np.ndarray]:
     """Connected components of a mask: their boxes and the label image (label i+1 = box i)."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     boxes = [
-        Box(int(s[cv2.CC_STAT_LEFT]), int(s[cv2.CC_STAT_TOP]), int(s[cv2.CC_STAT_WIDTH]),
-            int(s[cv2.CC_STAT_HEIGHT]))
+        Box(
+            int(s[cv2.CC_STAT_LEFT]),
+            int(s[cv2.CC_STAT_TOP]),
+            int(s[cv2.CC_STAT_WIDTH]),
+            int(s[cv2.CC_STAT_HEIGHT]),
+        )
         for s in stats[1:count]
     ]
     return boxes, labels
@@ -130,13 +138,15 @@ def stats_area(labels: np.ndarray, count: int) -> np.ndarray:
     return np.bincount(labels.ravel(), minlength=count + 1)
 
 
-def ink_weighted_median_height(groups: list[tuple[Box, list[int]]], ink: np.ndarray,
-                               kept: list[int]) -> float:
+def ink_weighted_median_height(
+    groups: list[tuple[Box, list[int]]], ink: np.ndarray, kept: list[int]
+) -> float:
     """Typical character height: the median of group heights weighted by their ink, so many
     small specks of paper texture do not pull it down."""
     heights = np.array([box.h for box, _ in groups], dtype=np.float64)
-    weights = np.array([sum(ink[kept[m] + 1] for m in members) for _, members in groups],
-                       dtype=np.float64)
+    weights = np.array(
+        [sum(ink[kept[m] + 1] for m in members) for _, members in groups], dtype=np.float64
+    )
     order = np.argsort(heights)
     cumulative = np.cumsum(weights[order])
     return float(heights[order][np.searchsorted(cumulative, cumulative[-1] / 2.0)])
@@ -193,7 +203,7 @@ def order_lines(boxes: list[Box]) -> list[list[int]]:
     return lines
 
 
-def find_characters(image: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> list[Character]:
+def find_characters(image: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) -> list[Character]:
     """Segment every character in a frame and bring each to the model's input format.
 
     Args:
@@ -215,8 +225,11 @@ def find_characters(image: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) 
     if not groups:
         return []
     median_h = ink_weighted_median_height(groups, stats_area(labels, len(boxes)), kept)
-    chars = [(box, [kept[m] + 1 for m in members]) for box, members in groups
-             if is_character(box, median_h, mask.shape)]
+    chars = [
+        (box, [kept[m] + 1 for m in members])
+        for box, members in groups
+        if is_character(box, median_h, mask.shape)
+    ]
     if not chars and groups:  # a single character filling the frame: keep the largest group
         box, members = max(groups, key=lambda g: g[0].w * g[0].h)
         chars = [(box, [kept[m] + 1 for m in members])]
@@ -228,8 +241,9 @@ def find_characters(image: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) 
     return out
 
 
-def character_crop(ink: np.ndarray, labels: np.ndarray, box: Box, members: list[int],
-                   spec: PreprocessSpec) -> np.ndarray:
+def character_crop(
+    ink: np.ndarray, labels: np.ndarray, box: Box, members: list[int], spec: PreprocessSpec
+) -> np.ndarray:
     """The 28x28 model crop of one character: only its own components, fitted as MNIST."""
     window = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
     own = np.isin(labels[window], members).astype(np.uint8) * 255

@@ -1,0 +1,122 @@
+"""Segmentation of pages with several characters, and reading them through the full path."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.interpreter import Classifier
+from edge.pipeline import read_frame
+from edge.preprocess import extract_character
+from edge.segment import Box, find_characters, order_lines, remove_rules
+
+
+def render_page(
+    digits: list[np.ndarray],
+    per_line: int,
+    tilt: float = 0.0,
+    rules: bool = False,
+    specks: int = 0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Dark ink on light paper: 28x28 ink-high digits scaled 4x, in lines, optional ruling."""
+    rng = np.random.default_rng(seed)
+    lines = (len(digits) + per_line - 1) // per_line
+    page = np.full((60 + lines * 150, 60 + per_line * 110), 225, np.float32)
+    for i, digit in enumerate(digits):
+        row, col = divmod(i, per_line)
+        y, x = 30 + row * 150 + int(tilt * col * 110), 30 + col * 110
+        big = cv2.resize(digit, (112, 112), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+        page[y : y + 112, x : x + 112] *= 1 - 0.85 * big / 255.0
+    if rules:
+        for row in range(lines):
+            y = 30 + row * 150 + 124
+            page[y : y + 2, :] = 150
+    for _ in range(specks):
+        y, x = rng.integers(0, page.shape[0]), rng.integers(0, page.shape[1])
+        page[y, x] = 60
+    page += rng.normal(0, 3, page.shape)
+    return np.clip(page, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def mnist_digits(shared_data):
+    from edge.datasets import load_split
+
+    test = load_split("mnist", "test", shared_data)
+    return test.images[:24], test.labels[:24]
+
+
+def test_reading_order_two_lines(mnist_digits):
+    images, _ = mnist_digits
+    page = render_page(list(images[:8]), per_line=4)
+    chars = find_characters(page)
+    assert len(chars) == 8
+    assert [c.line for c in chars] == [0, 0, 0, 0, 1, 1, 1, 1]
+    xs = [c.box.x for c in chars]
+    assert xs[:4] == sorted(xs[:4]) and xs[4:] == sorted(xs[4:])
+
+
+def test_tilted_line_stays_one_line(mnist_digits):
+    images, _ = mnist_digits
+    page = render_page(list(images[:6]), per_line=6, tilt=0.12)
+    chars = find_characters(page)
+    assert len(chars) == 6 and {c.line for c in chars} == {0}
+
+
+def test_ruled_lines_and_specks_are_not_characters(mnist_digits):
+    images, _ = mnist_digits
+    page = render_page(list(images[:8]), per_line=4, rules=True, specks=40)
+    assert len(find_characters(page)) == 8
+
+
+def test_each_crop_is_what_the_single_character_path_makes(mnist_digits):
+    """A page of well-separated digits gives, per digit, the crop of that digit alone."""
+    images, _ = mnist_digits
+    page = render_page(list(images[:4]), per_line=4)
+    chars = find_characters(page)
+    for char in chars:
+        b = char.box
+        alone = extract_character(page[b.y - 10 : b.y + b.h + 10, b.x - 10 : b.x + b.w + 10])
+        assert np.abs(alone.astype(int) - char.crop.astype(int)).mean() < 2.0
+
+
+def test_read_frame_reads_the_digits(mnist_digits, golden_model):
+    images, labels = mnist_digits
+    clf = Classifier(golden_model)
+    page = render_page(list(images), per_line=8)
+    reading = read_frame(page, clf, min_confidence=0.0)
+    truth = "\n".join("".join(str(v) for v in labels[i : i + 8]) for i in range(0, 24, 8))
+    read = reading.text
+    assert read.count("\n") == 2
+    correct = sum(a == b for a, b in zip(read, truth, strict=True))
+    assert correct >= 22  # 24 MNIST digits through the camera path; the model errs at ~0.6%
+    t = reading.timing
+    assert min(t.preprocess, t.invoke, t.post) >= 0 and t.total >= t.invoke
+
+
+def test_low_confidence_reads_as_question_mark(mnist_digits, golden_model):
+    images, _ = mnist_digits
+    page = render_page(list(images[:3]), per_line=3)
+    reading = read_frame(page, Classifier(golden_model), min_confidence=1.01)
+    assert reading.text == "???" and not any(c.accepted for c in reading.chars)
+
+
+def test_blank_page_has_no_characters():
+    page = np.full((300, 400), 220, np.uint8)
+    page = np.clip(page + np.random.default_rng(0).normal(0, 3, page.shape), 0, 255)
+    assert find_characters(page.astype(np.uint8)) == []
+
+
+def test_remove_rules_keeps_short_strokes():
+    mask = np.zeros((200, 300), np.uint8)
+    mask[100:102, :] = 255  # a rule across the frame
+    mask[40:140, 150:154] = 255  # a stroke shorter than 60% of the height
+    cleaned = remove_rules(mask)
+    assert cleaned[101, 20] == 0 and cleaned[60, 151] == 255
+
+
+def test_order_lines_sorts_lines_top_to_bottom():
+    boxes = [Box(200, 10, 20, 30), Box(10, 100, 20, 30), Box(10, 12, 20, 30)]
+    assert order_lines(boxes) == [[2, 0], [1]]
