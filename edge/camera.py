@@ -180,16 +180,16 @@ def camera_control_values(
     return chosen, missing
 
 
+def _is_glob(spec: str) -> bool:
+    return any(c in spec for c in "*?[")
+
+
 def _import_picamera2():
     try:
         import picamera2
     except ImportError as exc:
         raise CameraError(f"{NO_PICAMERA2} ({exc})") from None
     return picamera2
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 class PiCameraSource(_Source):
@@ -233,21 +233,22 @@ class PiCameraSource(_Source):
 
     def open(self) -> PiCameraSource:
         """Open, configure and start the camera (stopped and closed again on any failure)."""
+        if self._cam is not None:
+            return self
         picamera2 = _import_picamera2()
         try:
             self._cam = picamera2.Picamera2()
         except (RuntimeError, IndexError) as exc:
-            raise CameraError(f"{NO_CAMERA} (picamera2: {_first_line(exc)})") from None
+            raise CameraError(f"{NO_CAMERA} (picamera2: {exc!r})") from None
         try:
             self._start(self._cam)
-        except RuntimeError as exc:
+        except BaseException as exc:
             self.close()
-            raise CameraError(
-                f"camera did not start ({_first_line(exc)}): close other programs using it "
-                "(rpicam-*, another edge) or reboot"
-            ) from None
-        except BaseException:
-            self.close()
+            if isinstance(exc, RuntimeError):
+                raise CameraError(
+                    f"camera did not start ({exc!r}): close other programs using it "
+                    "(rpicam-*, another edge) or reboot"
+                ) from None
             raise
         return self
 
@@ -293,10 +294,16 @@ class _CaptureSource(_Source):
         super().__init__()
         self._cap = None
 
+    def _open_capture(self, target: int | str, error: str) -> None:
+        cap = cv2.VideoCapture(target)
+        if not cap.isOpened():
+            cap.release()
+            raise CameraError(error)
+        self._cap, self._open = cap, True
+
     def close(self) -> None:
         """Release the capture."""
-        cap, self._cap = self._cap, None
-        self._open = False
+        cap, self._cap, self._open = self._cap, None, False
         if cap is not None:
             cap.release()
 
@@ -316,21 +323,18 @@ class OpenCVSource(_CaptureSource):
     def open(self) -> OpenCVSource:
         """Open the camera; raise CameraError when there is none at this index."""
         level = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # no V4L2 warnings
         try:
-            cap = cv2.VideoCapture(self.index)
+            self._open_capture(
+                self.index,
+                f"cannot open camera {self.index}: plug it in (see `ls /dev/video*`), try "
+                "another index, or pass --source picamera or --source DIR",
+            )
         finally:
             cv2.utils.logging.setLogLevel(level)
-        if not cap.isOpened():
-            cap.release()
-            raise CameraError(
-                f"cannot open camera {self.index}: plug it in (see `ls /dev/video*`), try "
-                "another index, or pass --source picamera or --source DIR"
-            )
         if self.size is not None:
-            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
-            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
-        self._cap, self._open = cap, True
+            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
+            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
         return self
 
 
@@ -346,14 +350,11 @@ class VideoSource(_CaptureSource):
         """Open the video; raise CameraError when it is missing or unreadable."""
         if not self.path.is_file():
             raise CameraError(f"video {self.path} not found: check the path")
-        cap = cv2.VideoCapture(str(self.path))
-        if not cap.isOpened():
-            cap.release()
-            raise CameraError(
-                f"cannot read video {self.path}: not a video or no codec for it "
-                "(convert it with `ffmpeg -i IN -c:v mjpeg OUT.avi`)"
-            )
-        self._cap, self._open = cap, True
+        self._open_capture(
+            str(self.path),
+            f"cannot read video {self.path}: not a video or no codec for it "
+            "(convert it with `ffmpeg -i IN -c:v mjpeg OUT.avi`)",
+        )
         return self
 
 
@@ -371,16 +372,15 @@ class ImageDirSource(_Source):
         path = Path(self.spec).expanduser()
         if path.is_dir():
             found = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
-        elif any(c in self.spec for c in "*?["):
-            found = [
-                Path(p) for p in glob.glob(str(path)) if Path(p).suffix.lower() in IMAGE_SUFFIXES
-            ]
+        elif _is_glob(self.spec) and not path.exists():
+            found = [Path(p) for p in glob.glob(str(path))]
+            found = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES]
         else:
             found = [path]
         self.files = sorted(p for p in found if p.is_file())
         if not self.files:
             raise CameraError(
-                f"no images in {self.spec} ({' '.join(IMAGE_SUFFIXES)}): check the path or pattern"
+                f"no images at {self.spec} ({' '.join(IMAGE_SUFFIXES)}): check the path or pattern"
             )
         self._open = True
         return self
@@ -408,14 +408,15 @@ def open_source(spec: str, **options: object) -> FrameSource:
         CameraError: the spec names nothing usable, or an option does not apply to it.
     """
     path = Path(spec).expanduser()
+    image_like = path.is_dir() or _is_glob(spec) or path.suffix.lower() in IMAGE_SUFFIXES
     if spec.strip().lower() == "picamera":
         cls, args = PiCameraSource, ()
     elif spec.strip().isdigit():
         cls, args = OpenCVSource, (int(spec),)
-    elif path.is_dir() or any(c in spec for c in "*?[") or path.suffix.lower() in IMAGE_SUFFIXES:
-        cls, args = ImageDirSource, (spec,)
-    elif path.is_file():
+    elif path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES:
         cls, args = VideoSource, (spec,)
+    elif image_like:
+        cls, args = ImageDirSource, (spec,)
     else:
         raise CameraError(
             f"--source {spec!r} is not a camera or an existing file or folder: use picamera, "

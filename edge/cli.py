@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from edge.errors import EdgeError, GateError, ImageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 EVAL_FILE = "test-split.npz"
 
 
@@ -68,6 +68,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="write each image with boxes and every 28x28 crop the model saw",
     )
 
+    live = sub.add_parser("live", help="read handwriting from a camera, video or image folder")
+    live.add_argument("model", type=Path, help="exported .tflite file (sidecar beside it)")
+    live.add_argument(
+        "--source",
+        type=str,
+        default="picamera",
+        help="picamera (default), a webcam index (0), a video file, or a folder or glob of images",
+    )
+    live.add_argument(
+        "--frames",
+        type=positive_int,
+        default=None,
+        help="stop after this many frames (default: until the source ends or Ctrl-C)",
+    )
+    live.add_argument(
+        "--every", type=positive_int, default=10, help="print a status line every N frames (10)"
+    )
+    live.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.5,
+        help="characters below this probability read as '?' (0.5)",
+    )
+    live.add_argument("--threads", type=positive_int, default=None, help="interpreter threads")
+    live.add_argument(
+        "--save-dir",
+        type=Path,
+        default=None,
+        help="write every frame, annotated with boxes and labels, to this folder",
+    )
+    live.add_argument("--show", action="store_true", help="show annotated frames in a window")
+    live.add_argument("--loop", action="store_true", help="repeat an image folder forever")
+    live.add_argument("--json", type=Path, help="write the run's summary to this JSON file")
+
     bench = sub.add_parser("bench", help="accuracy, latency and memory of one or more models")
     bench.add_argument("models", type=Path, nargs="+", help="exported .tflite files")
     bench.add_argument(
@@ -76,6 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="dataset name (mnist, usps, emnist-mnist, ...) read from HWR_DATA_DIR, "
         f"or an .npz split; default: the {EVAL_FILE} exported beside each model",
+    )
+    bench.add_argument(
+        "--photos",
+        "--camera-set",
+        dest="photos",
+        type=Path,
+        default=None,
+        help="folder with labels.csv (file,label) and photos: accuracy through the full camera "
+        "path (segmentation included); alone, it skips the dataset benchmark",
+    )
+    bench.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.0,
+        help="with --photos: characters below this read as '?' (0)",
     )
     bench.add_argument("--split", type=str, default="test", help="split of a named dataset (test)")
     bench.add_argument("--runs", type=positive_int, default=1000, help="minimum timed runs (1000)")
@@ -95,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _collect_images(paths: list[Path]) -> list[Path]:
     """Expand folders into their image files; fail when nothing is left."""
+    from edge.camera import IMAGE_SUFFIXES
+
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -109,17 +160,6 @@ def _collect_images(paths: list[Path]) -> list[Path]:
         else:
             raise ImageError(f"image {path} not found: check the path")
     return files
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Read an image file (EXIF rotation applied) or raise ImageError naming the fix."""
-    import cv2
-
-    data = np.fromfile(path, dtype=np.uint8) if path.stat().st_size else np.zeros(0, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None or image.size == 0:
-        raise ImageError(f"cannot read image {path}: empty or not an image file (use PNG or JPEG)")
-    return image
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -155,7 +195,8 @@ def _jsonable(value):
 
 
 def _classify_one(clf, path: Path, args: argparse.Namespace) -> dict:
-    """Read one image (as text, or as a single character with --single) and print one line."""
+    """Read one image (as text, or as one character with --single) and print one line."""
+    from edge.camera import read_image
     from edge.pipeline import read_frame
     from edge.preprocess import extract_character
 
@@ -163,33 +204,46 @@ def _classify_one(clf, path: Path, args: argparse.Namespace) -> dict:
     try:
         if args.single:
             probs = clf.predict(extract_character(image, clf.spec.preprocess))
-            top = clf.top_k(probs, args.top_k)
-            print(f"{path}: " + "  ".join(f"{label} {p:.3f}" for label, p in top))
-            return {"image": str(path), "text": top[0][0], "top_k": _top(top)}
-        reading = read_frame(image, clf, args.min_confidence)
+            chars = [
+                {
+                    "label": clf.labels[int(np.argmax(probs))],
+                    "confidence": float(probs.max()),
+                    "line": 0,
+                    "box": [0, 0, image.shape[1], image.shape[0]],
+                    "top_k": _top(clf.top_k(probs, args.top_k)),
+                }
+            ]
+            text = chars[0]["label"]
+        else:
+            reading = read_frame(image, clf, args.min_confidence)
+            text = reading.text
+            chars = [
+                {
+                    "label": c.label,
+                    "confidence": c.confidence,
+                    "line": c.line,
+                    "box": [c.box.x, c.box.y, c.box.w, c.box.h],
+                    "top_k": _top(clf.top_k(c.probabilities, args.top_k)),
+                }
+                for c in reading.chars
+            ]
     except ValueError as exc:
         raise ImageError(f"{path}: {exc} (photograph dark ink on light paper)") from None
-    if args.debug_dir:
+    if not chars:
+        raise ImageError(
+            f"{path}: no characters found (photograph dark ink on light paper, "
+            "fill more of the frame with the writing)"
+        )
+    if args.debug_dir and not args.single:
         from edge.debug import write_debug
 
         write_debug(args.debug_dir, path.stem, image, reading)
-    chars = [
-        {
-            "label": c.label,
-            "confidence": c.confidence,
-            "line": c.line,
-            "box": [c.box.x, c.box.y, c.box.w, c.box.h],
-            "top_k": _top(clf.top_k(c.probabilities, args.top_k)),
-        }
-        for c in reading.chars
-    ]
-    if len(reading.chars) == 1:
+    if len(chars) == 1:
         print(f"{path}: " + "  ".join(f"{k['label']} {k['p']:.3f}" for k in chars[0]["top_k"]))
     else:
-        confidences = " ".join(f"{c.label}:{c.confidence:.2f}" for c in reading.chars)
-        shown = reading.text.replace("\n", " / ") or "(no characters found)"
-        print(f"{path}: {shown}  [{confidences}]")
-    return {"image": str(path), "text": reading.text, "chars": chars}
+        confidences = " ".join(f"{c['label']}:{c['confidence']:.2f}" for c in chars)
+        print(f"{path}: {text.replace(chr(10), ' / ')}  [{confidences}]")
+    return {"image": str(path), "text": text, "chars": chars}
 
 
 def _top(pairs: list[tuple[str, float]]) -> list[dict]:
@@ -221,46 +275,166 @@ def _eval_split(model: Path, dataset: str | None, split: str):
     return load_split(dataset, split)
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from edge.bench import bench_model, machine_info
-    from edge.report import format_table, to_csv, to_json
+def _bench_split(args: argparse.Namespace) -> list:
+    """Benchmark every model on its evaluation split: accuracy, latency, memory."""
+    from edge.bench import bench_model
 
     rows, cache = [], {}
     for model in args.models:
         key = args.dataset or str(model.parent)
         if key not in cache:
             cache[key] = _eval_split(model, args.dataset, args.split)
+        split = cache[key]
         print(
-            f"benchmarking {model} on {cache[key].name}/{cache[key].split} "
-            f"({len(cache[key].labels)} images) ...",
+            f"benchmarking {model} on {split.name}/{split.split} ({len(split.labels)} images) ...",
             file=sys.stderr,
             flush=True,
         )
         rows.append(
             bench_model(
                 model,
-                cache[key],
+                split,
                 threads=args.threads,
                 runs=args.runs,
                 warmup=args.warmup,
                 min_seconds=args.min_seconds,
             )
         )
-    print(format_table(rows))
+    return rows
+
+
+def _bench_photos(args: argparse.Namespace) -> list:
+    """Read a folder of labelled photos through the full camera path with every model."""
+    from edge.bench import bench_photos
+    from edge.interpreter import Classifier
+
+    results = []
+    for model in args.models:
+        print(f"reading {args.photos} with {model} ...", file=sys.stderr, flush=True)
+        clf = Classifier(model, num_threads=args.threads)
+        results.append(bench_photos(clf, args.photos, args.min_confidence))
+    return results
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edge.bench import machine_info
+    from edge.report import format_photo_table, format_table, to_csv, to_json
+
+    rows = _bench_split(args) if args.dataset or not args.photos else []
+    photos = _bench_photos(args) if args.photos else []
+    if rows:
+        print(format_table(rows))
+    if photos:
+        print(format_photo_table(photos))
     settings = {
-        k: v
+        k: (str(v) if isinstance(v, Path) else v)
         for k, v in vars(args).items()
-        if k in ("runs", "warmup", "min_seconds", "threads", "dataset", "split")
+        if k
+        in (
+            "runs",
+            "warmup",
+            "min_seconds",
+            "threads",
+            "dataset",
+            "split",
+            "photos",
+            "min_confidence",
+        )
     }
     if args.json:
-        _write(args.json, to_json(rows, machine_info(), settings))
-    if args.csv:
+        _write(args.json, to_json(rows, machine_info(), settings, photos))
+    if args.csv and rows:
         _write(args.csv, to_csv(rows))
-    failed = [r for r in rows if args.min_acc is not None and not r.accuracy >= args.min_acc]
+    accuracies = [(r.path, r.accuracy) for r in rows] + [
+        (p.model, p.exact_accuracy) for p in photos
+    ]
+    failed = [(m, a) for m, a in accuracies if args.min_acc is not None and not a >= args.min_acc]
     if failed:
-        names = ", ".join(f"{r.path} ({100 * r.accuracy:.2f}%)" for r in failed)
+        names = ", ".join(f"{m} ({100 * a:.2f}%)" for m, a in failed)
         raise GateError(f"accuracy below --min-acc {args.min_acc}: {names}")
     return 0
+
+
+def _live_status(index: int, reading, seconds: float) -> str:
+    t = reading.timing
+    text = reading.text.replace("\n", " / ") or "-"
+    return (
+        f"frame {index}: {text!r}  capture {t.capture:.1f} ms  preprocess {t.preprocess:.1f} ms"
+        f"  invoke {t.invoke:.1f} ms  post {t.post:.2f} ms  ({index / seconds:.1f} fps)"
+    )
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    import time
+
+    from edge.bench import stage_summary
+    from edge.camera import open_source
+    from edge.interpreter import Classifier
+    from edge.pipeline import run
+
+    clf = Classifier(args.model, num_threads=args.threads)
+    writer = _FrameWriter(args.save_dir, args.show)
+    timings, last, start = [], None, time.perf_counter()
+    try:
+        with open_source(args.source, **({"loop": True} if args.loop else {})) as source:
+            for frame, reading in run(source, clf, args.min_confidence, args.frames):
+                timings.append(reading.timing)
+                last = reading
+                writer.write(frame, reading)
+                if len(timings) % args.every == 0:
+                    print(
+                        _live_status(len(timings), reading, time.perf_counter() - start), flush=True
+                    )
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+    finally:
+        writer.close()
+    seconds = time.perf_counter() - start
+    summary = {
+        "frames": len(timings),
+        "seconds": seconds,
+        "fps": len(timings) / seconds if seconds else 0.0,
+        "last_text": last.text if last else "",
+        "stages_ms": {k: asdict(v) for k, v in stage_summary(timings).items()},
+    }
+    stages = "  ".join(f"{k} p50 {v['p50']:.1f} ms" for k, v in summary["stages_ms"].items())
+    print(
+        f"summary: {summary['frames']} frames in {seconds:.1f} s ({summary['fps']:.1f} fps)  "
+        f"{stages}"
+    )
+    if args.json:
+        _write(args.json, json.dumps(summary, indent=2))
+    return 0
+
+
+class _FrameWriter:
+    """Optional outputs of `edge live`: annotated frames on disk and a window."""
+
+    def __init__(self, folder: Path | None, show: bool):
+        self.folder, self.show = folder, show
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, frame, reading) -> None:
+        if self.folder is None and not self.show:
+            return
+        import cv2
+
+        from edge.debug import annotate
+
+        image = annotate(frame.image, reading)
+        if self.folder is not None:
+            cv2.imwrite(str(self.folder / f"frame_{frame.index:06d}.jpg"), image)
+        if self.show:
+            cv2.imshow("edge live", image)
+            if cv2.waitKey(1) & 0xFF == ord("q"):
+                raise KeyboardInterrupt
+
+    def close(self) -> None:
+        if self.show:
+            import cv2
+
+            cv2.destroyAllWindows()
 
 
 def _check_output(path: Path | None) -> None:
@@ -285,7 +459,7 @@ def _write(path: Path, text: str) -> None:
         ) from None
 
 
-COMMANDS = {"info": cmd_info, "classify": cmd_classify, "bench": cmd_bench}
+COMMANDS = {"info": cmd_info, "classify": cmd_classify, "bench": cmd_bench, "live": cmd_live}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,22 +46,55 @@ def _cells(row: BenchRow) -> tuple[str, ...]:
 
 def format_table(rows: list[BenchRow]) -> str:
     """Return one aligned text table of benchmark rows."""
-    body = [COLUMNS] + [_cells(r) for r in rows]
-    widths = [max(len(line[i]) for line in body) for i in range(len(COLUMNS))]
+    return "\n".join(_align([COLUMNS] + [_cells(r) for r in rows]))
+
+
+def format_photo_table(benches: list) -> str:
+    """One table of camera-path accuracy per model, then each misread photo."""
+    header = ("Model", "Images", "Exact", "Char acc", "Single", "Multi exact", "Preproc p50 ms")
+    body = [header] + [
+        (
+            b.model,
+            str(b.images),
+            _pct(b.exact_accuracy),
+            _pct(b.char_accuracy),
+            _pct(b.single_accuracy),
+            _pct(b.multi_exact_accuracy),
+            f"{b.preprocess_p50_ms:.1f}",
+        )
+        for b in benches
+    ]
+    lines = _align(body)
+    for b in benches:
+        lines += [
+            f"  misread by {b.model}: {r.file} {r.label!r} -> {r.read!r}"
+            for r in b.results
+            if not r.exact
+        ]
+    return "\n".join(lines)
+
+
+def _pct(value: float) -> str:
+    return "-" if value != value else f"{100 * value:.1f}%"
+
+
+def _align(body: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(line[i]) for line in body) for i in range(len(body[0]))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in body
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return lines
 
 
-def to_json(rows: list[BenchRow], machine: dict, settings: dict) -> str:
+def to_json(rows: list[BenchRow], machine: dict, settings: dict, photos: list = ()) -> str:
     """Return the JSON report: schema version, machine, bench settings and one record per model."""
     doc = {
         "schema_version": REPORT_SCHEMA,
         "machine": machine,
         "settings": settings,
         "results": [asdict(r) for r in rows],
+        "photos": [asdict(p) for p in photos],
     }
     return json.dumps(doc, indent=2)
 

@@ -26,6 +26,8 @@ from edge.preprocess import (
 # A ruled or grid line is a straight run of ink across at least this fraction of the frame
 # (a stroke of a character in a tight crop is shorter).
 RULE_MIN_FRACTION = 0.6
+# ... and is at least this many times longer than the characters are tall.
+RULE_MIN_HEIGHTS = 2.5
 # Components merge into one character when their columns overlap by this fraction of the
 # narrower one (the dot of an i, a broken 5).
 MERGE_OVERLAP = 0.5
@@ -70,24 +72,37 @@ class Character:
     crop: np.ndarray
 
 
+def compact_height(mask: np.ndarray) -> float:
+    """Ink-weighted median height of the compact components (not long thin runs): about the
+    height of the characters, measured before anything is removed."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    w, h = stats[1:count, cv2.CC_STAT_WIDTH], stats[1:count, cv2.CC_STAT_HEIGHT]
+    compact = (w <= MAX_ASPECT * h) & (h <= MAX_ASPECT * w)
+    if not compact.any():
+        return 0.0
+    heights, ink = h[compact], stats[1:count, cv2.CC_STAT_AREA][compact]
+    order = np.argsort(heights)
+    cumulative = np.cumsum(ink[order])
+    return float(heights[order][np.searchsorted(cumulative, cumulative[-1] / 2.0)])
+
+
 def remove_rules(mask: np.ndarray) -> np.ndarray:
     """Remove long straight horizontal and vertical runs (ruled paper, grids, box edges).
+
+    A rule crosses at least RULE_MIN_FRACTION of the frame and is at least RULE_MIN_HEIGHTS
+    times longer than the characters are tall, so a character's own strokes stay.
 
     Args:
         mask: uint8 0/255 ink mask.
 
     Returns:
-        The mask without runs longer than RULE_MIN_FRACTION of the frame's width/height.
+        The mask without the rules.
     """
     h, w = mask.shape
+    floor = RULE_MIN_HEIGHTS * compact_height(mask)
     rules = np.zeros_like(mask)
-    for length, shape in (
-        (int(w * RULE_MIN_FRACTION), (1, 0)),
-        (int(h * RULE_MIN_FRACTION), (0, 1)),
-    ):
-        if length < 8:
-            continue
-        size = (length, 1) if shape == (1, 0) else (1, length)
+    across, down = int(max(w * RULE_MIN_FRACTION, floor)), int(max(h * RULE_MIN_FRACTION, floor))
+    for size in [(across, 1)] * (8 <= across <= w) + [(1, down)] * (8 <= down <= h):
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, size)
         rules |= cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
     return cv2.subtract(mask, cv2.dilate(rules, np.ones((3, 3), np.uint8)))

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.cli import read_image
+from edge.camera import read_image
 from edge.errors import ModelError
 from edge.interpreter import BACKENDS, Classifier, load_backend
 from edge.preprocess import extract_character, to_model_input
@@ -36,7 +36,7 @@ import json, sys
 from pathlib import Path
 try:
     import numpy as np
-    from edge.cli import read_image
+    from edge.camera import read_image
     from edge.errors import ModelError
     from edge.interpreter import Classifier
     from edge.preprocess import extract_character

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge.bench import BenchRow, LatencyStats, bench_model, check_split, machine_info, time_calls
-from edge.cli import read_image
+from edge.camera import read_image
 from edge.datasets import Split
 from edge.errors import EdgeError
 from edge.preprocess import extract_character

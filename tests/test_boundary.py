@@ -17,7 +17,8 @@ import json, sys
 from pathlib import Path
 
 import edge, edge.bench, edge.cli, edge.datasets, edge.report
-from edge.cli import main, read_image
+from edge.camera import read_image
+from edge.cli import main
 from edge.interpreter import Classifier
 from edge.preprocess import extract_character, to_model_input
 

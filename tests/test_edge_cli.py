@@ -142,7 +142,7 @@ IMAGE_FAULTS = {
         "cannot read",
     ),
     "empty png": (lambda d: (d / "empty.png").write_bytes(b""), "empty.png", "cannot read"),
-    "no ink": (lambda d: _write_grey(d / "grey.png"), "grey.png", "no ink"),
+    "no ink": (lambda d: _write_grey(d / "grey.png"), "grey.png", "no characters found"),
     "folder without images": (lambda d: (d / "notes.txt").write_text("x"), ".", "holds no images"),
     "folder with only a folder": (lambda d: (d / "sub.png").mkdir(), ".", "holds no images"),
     "missing image": (lambda d: None, "missing.png", "not found"),

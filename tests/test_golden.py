@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.cli import read_image
+from edge.camera import read_image
 from edge.preprocess import extract_character, to_model_input
 
 GOLDEN_DIR = Path(__file__).parent / "fixtures" / "golden model"
@@ -84,9 +84,10 @@ def test_cli_json_and_folder_argument(run_edge, golden_copy, tmp_path):
     assert [p.name for p in out_dir.iterdir()] == [report.name]  # no temp file left beside it
     doc = json.loads(report.read_text(encoding="utf-8"))
     assert doc["model"] == str(model)
-    got = {r["image"]: r["top_k"][0]["label"] for r in doc["predictions"]}
+    got = {r["image"]: r["chars"][0]["top_k"][0]["label"] for r in doc["predictions"]}
     assert got == expected
-    assert all(len(r["top_k"]) == 3 for r in doc["predictions"])
+    assert all(len(r["chars"]) == 1 for r in doc["predictions"])
+    assert all(len(r["chars"][0]["top_k"]) == 3 for r in doc["predictions"])
 
 
 def test_top_k_order_and_ties(classifier):

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.cli import read_image
+from edge.camera import read_image
 from edge.preprocess import (
     PreprocessSpec,
     extract_character,
