@@ -295,7 +295,11 @@ def read_labels(folder: Path) -> list[tuple[str, str]]:
 
 
 def bench_photos(
-    clf: Classifier, folder: str | Path, min_confidence: float = 0.0, read_image=None
+    clf: Classifier,
+    folder: str | Path,
+    min_confidence: float = 0.0,
+    read_image=None,
+    ink: str = "auto",
 ) -> PhotoBench:
     """Read every labelled photo of a folder through the full camera path and score it.
 
@@ -306,6 +310,7 @@ def bench_photos(
         folder: a folder with labels.csv (file,label) and the images it names.
         min_confidence: characters below this read as "?" (0: always the best guess).
         read_image: image reader (path -> BGR array).
+        ink: "dark", "light" or "auto" (see `edge.preprocess.ink_is_dark`).
 
     Returns:
         The PhotoBench with one PhotoResult per photo.
@@ -317,7 +322,7 @@ def bench_photos(
     folder = Path(folder)
     results = []
     for name, label in read_labels(folder):
-        reading = read_frame(read_image(folder / name), clf, min_confidence)
+        reading = read_frame(read_image(folder / name), clf, min_confidence, ink=ink)
         text = reading.text.replace("\n", "")
         results.append(
             PhotoResult(
@@ -355,7 +360,11 @@ def _summarise(model: str, folder: str, results: list[PhotoResult]) -> PhotoBenc
 def stage_summary(timings: list) -> dict[str, LatencyStats]:
     """Per-stage latency statistics (capture, preprocess, invoke, post, total) of many frames."""
     stages = ("capture", "preprocess", "invoke", "post", "total")
-    return {
-        stage: LatencyStats.from_ns(np.array([getattr(t, stage) for t in timings]) * 1e6)
-        for stage in stages
-    } if timings else {}
+    return (
+        {
+            stage: LatencyStats.from_ns(np.array([getattr(t, stage) for t in timings]) * 1e6)
+            for stage in stages
+        }
+        if timings
+        else {}
+    )

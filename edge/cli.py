@@ -26,6 +26,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _add_ink_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ink",
+        type=str,
+        default="auto",
+        choices=("auto", "dark", "light"),
+        help="ink darker than the paper (dark), lighter (light), or auto: photos and frames "
+        "are read as dark ink on paper, small dataset-style crops by their majority (auto)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `edge` command."""
     parser = argparse.ArgumentParser(
@@ -139,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="gate: exit 1 if any model's accuracy (0-1) is below this",
     )
+    for command in (classify, live, bench):
+        _add_ink_option(command)
     return parser
 
 
@@ -203,7 +216,7 @@ def _classify_one(clf, path: Path, args: argparse.Namespace) -> dict:
     image = read_image(path)
     try:
         if args.single:
-            probs = clf.predict(extract_character(image, clf.spec.preprocess))
+            probs = clf.predict(extract_character(image, clf.spec.preprocess, args.ink))
             chars = [
                 {
                     "label": clf.labels[int(np.argmax(probs))],
@@ -215,7 +228,7 @@ def _classify_one(clf, path: Path, args: argparse.Namespace) -> dict:
             ]
             text = chars[0]["label"]
         else:
-            reading = read_frame(image, clf, args.min_confidence)
+            reading = read_frame(image, clf, args.min_confidence, ink=args.ink)
             text = reading.text
             chars = [
                 {
@@ -312,7 +325,7 @@ def _bench_photos(args: argparse.Namespace) -> list:
     for model in args.models:
         print(f"reading {args.photos} with {model} ...", file=sys.stderr, flush=True)
         clf = Classifier(model, num_threads=args.threads)
-        results.append(bench_photos(clf, args.photos, args.min_confidence))
+        results.append(bench_photos(clf, args.photos, args.min_confidence, ink=args.ink))
     return results
 
 
@@ -377,7 +390,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     timings, last, start = [], None, time.perf_counter()
     try:
         with open_source(args.source, **({"loop": True} if args.loop else {})) as source:
-            for frame, reading in run(source, clf, args.min_confidence, args.frames):
+            for frame, reading in run(source, clf, args.min_confidence, args.frames, args.ink):
                 timings.append(reading.timing)
                 last = reading
                 writer.write(frame, reading)

@@ -62,6 +62,7 @@ def read_frame(
     clf: Classifier,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     capture_ms: float = 0.0,
+    ink: str = "auto",
 ) -> Reading:
     """Segment, classify and assemble the text of one frame.
 
@@ -70,13 +71,14 @@ def read_frame(
         clf: the loaded classifier.
         min_confidence: characters below this top probability are read as "?".
         capture_ms: time the frame took to capture, for the timing record.
+        ink: "dark", "light" or "auto" (see `edge.preprocess.ink_is_dark`).
 
     Returns:
         The Reading.
     """
     clock = time.perf_counter
     t0 = clock()
-    chars = find_characters(image, clf.spec.preprocess)
+    chars = find_characters(image, clf.spec.preprocess, ink)
     t1 = clock()
     probs = [clf.predict(c.crop) for c in chars]
     t2 = clock()
@@ -97,6 +99,7 @@ def run(
     clf: Classifier,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     max_frames: int | None = None,
+    ink: str = "auto",
 ) -> Iterator[tuple[object, Reading]]:
     """Read frames from a source until it ends (or `max_frames`), yielding (frame, reading).
 
@@ -105,11 +108,12 @@ def run(
         clf: the loaded classifier.
         min_confidence: see `read_frame`.
         max_frames: stop after this many frames (None: until the source ends).
+        ink: see `read_frame`.
     """
     count = 0
     while max_frames is None or count < max_frames:
         frame = source.read()
         if frame is None:
             return
-        yield frame, read_frame(frame.image, clf, min_confidence, frame.capture_ms)
+        yield frame, read_frame(frame.image, clf, min_confidence, frame.capture_ms, ink)
         count += 1

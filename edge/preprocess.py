@@ -20,6 +20,7 @@ MNIST_STROKE_RATIO = 0.117
 # anti-aliased by the downscale itself, as MNIST was made from bilevel NIST scans.
 BILEVEL_MIN_SCALE = 2.0
 
+INK_CHOICES = ("auto", "dark", "light")
 # Ink must stand this many robust standard deviations above the paper (see noise_floor).
 NOISE_SIGMAS = 6.0
 
@@ -76,15 +77,25 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def ink_is_dark(grey: np.ndarray) -> bool:
-    """Guess polarity: the background is the majority of the image, ink the minority.
+def ink_is_dark(grey: np.ndarray, ink: str = "auto") -> bool:
+    """Is the ink darker than the paper?
 
     Args:
         grey: uint8 grey image.
+        ink: "dark" (pen on paper), "light" (chalk, white marker on dark) or "auto": small
+            dataset-style crops (under 32 px) by their majority, larger frames taken as pen on
+            paper. Shadows and tinted light make any global guess unreliable on real photos,
+            so a camera frame of light ink must say so.
 
     Returns:
-        True when ink is darker than the background (pen on paper).
+        True when ink is darker than the background.
     """
+    if ink not in INK_CHOICES:
+        raise ValueError(f"unknown ink {ink!r}: use one of {', '.join(INK_CHOICES)}")
+    if ink != "auto":
+        return ink == "dark"
+    if min(grey.shape) >= 32:
+        return True
     lo, hi = int(grey.min()), int(grey.max())
     return float(np.median(grey)) > (lo + hi) / 2.0
 
@@ -127,16 +138,17 @@ def paper_reflectance_ink(grey: np.ndarray) -> np.ndarray:
     return np.clip((1.0 - reflectance) * 255.0, 0, 255).astype(np.uint8)
 
 
-def ink_intensity(grey: np.ndarray) -> np.ndarray:
+def ink_intensity(grey: np.ndarray, ink: str = "auto") -> np.ndarray:
     """Return an image where ink is bright and paper is dark, with uneven light flattened.
 
     Args:
         grey: uint8 grey image, either polarity.
+        ink: "dark", "light" or "auto" (see `ink_is_dark`).
 
     Returns:
         uint8 image, ink high (255) on a dark (0) background, contrast stretched.
     """
-    dark_ink = ink_is_dark(grey)
+    dark_ink = ink_is_dark(grey, ink)
     if min(grey.shape) < 32:
         ink = 255 - grey if dark_ink else grey.copy()
     else:
@@ -342,7 +354,9 @@ def character_glyph(ink: np.ndarray, mask: np.ndarray, box: int = 20) -> np.ndar
     return cv2.bitwise_and(ink, near)
 
 
-def extract_character(image: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) -> np.ndarray:
+def extract_character(
+    image: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC, ink: str = "auto"
+) -> np.ndarray:
     """Turn an image of one handwritten character (any size, either polarity) into model format.
 
     Grey -> ink high with even light -> threshold -> main connected components -> glyph
@@ -351,6 +365,7 @@ def extract_character(image: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) ->
     Args:
         image: BGR or grey image of a single character.
         spec: the model's preprocessing spec.
+        ink: "dark", "light" or "auto" (see `ink_is_dark`).
 
     Returns:
         uint8 array (spec.size, spec.size), ink high.
@@ -360,8 +375,8 @@ def extract_character(image: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) ->
     """
     if image.size == 0:
         raise ValueError("the image is empty")
-    ink = ink_intensity(to_grey(image))
-    mask = keep_character_components(binarize(ink, spec.threshold))
+    strokes = ink_intensity(to_grey(image), ink)
+    mask = keep_character_components(binarize(strokes, spec.threshold))
     if cv2.countNonZero(mask) < MIN_INK_PIXELS:
         raise ValueError("no ink found in the image")
-    return normalize_character(character_glyph(ink, mask, spec.box), spec)
+    return normalize_character(character_glyph(strokes, mask, spec.box), spec)

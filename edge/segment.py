@@ -23,8 +23,8 @@ from edge.preprocess import (
     to_grey,
 )
 
-# A ruled or grid line is a straight run of ink across at least this fraction of the frame
-# (a stroke of a character in a tight crop is shorter).
+# A ruled or grid line is a straight segment at least this fraction of the frame's shorter
+# side (a stroke of a character in a tight crop is shorter) ...
 RULE_MIN_FRACTION = 0.6
 # ... and is at least this many times longer than the characters are tall.
 RULE_MIN_HEIGHTS = 2.5
@@ -87,10 +87,11 @@ def compact_height(mask: np.ndarray) -> float:
 
 
 def remove_rules(mask: np.ndarray) -> np.ndarray:
-    """Remove long straight horizontal and vertical runs (ruled paper, grids, box edges).
+    """Remove long straight lines (ruled paper, grids, box edges), tilted ones too.
 
-    A rule crosses at least RULE_MIN_FRACTION of the frame and is at least RULE_MIN_HEIGHTS
-    times longer than the characters are tall, so a character's own strokes stay.
+    A rule is a straight segment (probabilistic Hough) crossing at least RULE_MIN_FRACTION
+    of the frame and RULE_MIN_HEIGHTS times longer than the characters are tall, so a
+    character's own strokes stay. Strokes that cross a rule are bridged again.
 
     Args:
         mask: uint8 0/255 ink mask.
@@ -99,13 +100,36 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
         The mask without the rules.
     """
     h, w = mask.shape
-    floor = RULE_MIN_HEIGHTS * compact_height(mask)
-    rules = np.zeros_like(mask)
-    across, down = int(max(w * RULE_MIN_FRACTION, floor)), int(max(h * RULE_MIN_FRACTION, floor))
-    for size in [(across, 1)] * (8 <= across <= w) + [(1, down)] * (8 <= down <= h):
-        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, size)
-        rules |= cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-    return cv2.subtract(mask, cv2.dilate(rules, np.ones((3, 3), np.uint8)))
+    length = max(RULE_MIN_FRACTION * min(h, w), RULE_MIN_HEIGHTS * compact_height(mask))
+    if length < 8:
+        return mask
+    segments = cv2.HoughLinesP(
+        mask,
+        1,
+        np.pi / 360,
+        threshold=int(length * 0.8),
+        minLineLength=int(length),
+        maxLineGap=max(2, int(length / 50)),
+    )
+    if segments is None:
+        return mask
+    band = np.zeros_like(mask)
+    for x0, y0, x1, y1 in segments.reshape(-1, 4):
+        cv2.line(band, (int(x0), int(y0)), (int(x1), int(y1)), 255, 1)
+    thickness = _rule_thickness(mask, band)
+    band = cv2.dilate(band, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thickness, thickness)))
+    kept = cv2.bitwise_and(mask, cv2.bitwise_not(band))
+    bridge = cv2.getStructuringElement(cv2.MORPH_RECT, (1, thickness + 2))
+    bridged = cv2.bitwise_and(cv2.morphologyEx(kept, cv2.MORPH_CLOSE, bridge), band)
+    return cv2.bitwise_or(kept, bridged)
+
+
+def _rule_thickness(mask: np.ndarray, lines: np.ndarray) -> int:
+    """Odd kernel size that covers the rules drawn (1 px) in `lines`: ink near them per length."""
+    near = cv2.dilate(lines, np.ones((9, 9), np.uint8))
+    ink = cv2.countNonZero(cv2.bitwise_and(mask, near))
+    per_length = ink / max(1, cv2.countNonZero(lines))
+    return int(2 * round(min(per_length, 8.0) / 2) + 3)
 
 
 def component_boxes(mask: np.ndarray) -> tuple[list[Box], np.ndarray]:
@@ -218,20 +242,23 @@ def order_lines(boxes: list[Box]) -> list[list[int]]:
     return lines
 
 
-def find_characters(image: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) -> list[Character]:
+def find_characters(
+    image: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC, ink: str = "auto"
+) -> list[Character]:
     """Segment every character in a frame and bring each to the model's input format.
 
     Args:
         image: BGR or grey frame (dark ink on paper, or light on dark).
         spec: the model's preprocessing spec.
+        ink: "dark", "light" or "auto" (see `edge.preprocess.ink_is_dark`).
 
     Returns:
         Characters in reading order (line by line, left to right); empty if there is no ink.
     """
     if image.size == 0:
         raise ValueError("the image is empty")
-    ink = ink_intensity(to_grey(image))
-    mask = remove_rules(binarize(ink, spec.threshold))
+    strokes = ink_intensity(to_grey(image), ink)
+    mask = remove_rules(binarize(strokes, spec.threshold))
     boxes, labels = component_boxes(mask)
     areas = [b.w * b.h for b in boxes]
     kept = [i for i, a in enumerate(areas) if a >= MIN_INK_PIXELS]
@@ -252,7 +279,7 @@ def find_characters(image: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) -> l
     for line_no, line in enumerate(order_lines([c[0] for c in chars])):
         for k in line:
             box, members = chars[k]
-            out.append(Character(box, line_no, character_crop(ink, labels, box, members, spec)))
+            out.append(Character(box, line_no, character_crop(strokes, labels, box, members, spec)))
     return out
 
 

@@ -68,19 +68,22 @@ def lighting(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     h, w = shape
     angle = rng.uniform(0, 2 * np.pi)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    ramp = (np.cos(angle) * xs / w + np.sin(angle) * ys / h)
+    ramp = np.cos(angle) * xs / w + np.sin(angle) * ys / h
     light = rng.uniform(0.75, 1.0) - rng.uniform(0.0, 0.35) * (ramp - ramp.min())
     if rng.random() < 0.5:
         shadow = np.zeros((h, w), np.float32)
         corner = rng.integers(0, [w, h])
-        cv2.circle(shadow, (int(corner[0]), int(corner[1])), int(rng.uniform(0.3, 0.7) * w), 1.0, -1)
+        cv2.circle(
+            shadow, (int(corner[0]), int(corner[1])), int(rng.uniform(0.3, 0.7) * w), 1.0, -1
+        )
         shadow = cv2.GaussianBlur(shadow, (0, 0), w / 30)
         light *= 1 - rng.uniform(0.2, 0.5) * shadow
     return np.clip(light, 0.2, 1.0)[..., None]
 
 
-def place_string(glyphs: list[np.ndarray], shape: tuple[int, int],
-                 rng: np.random.Generator) -> np.ndarray:
+def place_string(
+    glyphs: list[np.ndarray], shape: tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
     """Lay glyphs left to right on one wavy baseline, centred in the frame; ink coverage 0..1."""
     h, w = shape
     gaps = [int(rng.uniform(0.05, 0.35) * g.shape[0]) for g in glyphs]
@@ -120,22 +123,25 @@ def render(digits: list[np.ndarray], config: CameraSetConfig, rng: np.random.Gen
     height = int(np.clip(rng.uniform(0.25, 0.55) * h, 24, per_char * 1.1))
     glyphs = [ink_glyph(d, height, rng) for d in digits]
     ink = place_string(glyphs, (h, w), rng)
-    colour = np.array(rng.choice([[0.1, 0.1, 0.1], [0.45, 0.15, 0.1], [0.15, 0.15, 0.35]]),
-                      np.float32)  # black, blue, dark red ink (BGR)
+    colour = np.array(
+        rng.choice([[0.1, 0.1, 0.1], [0.45, 0.15, 0.1], [0.15, 0.15, 0.35]]), np.float32
+    )  # black, blue, dark red ink (BGR)
     strength = rng.uniform(0.75, 1.0)
     page = paper((h, w), rng, int(height * rng.uniform(1.2, 1.6)))
     image = page * (1 - strength * ink[..., None]) + colour * strength * ink[..., None] * page
     image = camera_effects(image * lighting((h, w), rng), rng)
     quality = int(rng.integers(55, 95))
-    ok, jpeg = cv2.imencode(".jpg", np.clip(image * 255, 0, 255).astype(np.uint8),
-                            [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, jpeg = cv2.imencode(
+        ".jpg", np.clip(image * 255, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return jpeg.tobytes()
 
 
-def build_camera_set(split: Split, out_dir: str | Path, config: CameraSetConfig = CameraSetConfig(),
-                     progress=None) -> Path:
+def build_camera_set(
+    split: Split, out_dir: str | Path, config: CameraSetConfig = CameraSetConfig(), progress=None
+) -> Path:
     """Render the set into `out_dir` (images, labels.csv, config.json); returns labels.csv.
 
     Args:
@@ -148,7 +154,8 @@ def build_camera_set(split: Split, out_dir: str | Path, config: CameraSetConfig 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(config.seed)
     jobs = [1] * config.singles + list(
-        rng.integers(config.min_length, config.max_length + 1, config.strings))
+        rng.integers(config.min_length, config.max_length + 1, config.strings)
+    )
     rows = []
     for i, length in enumerate(progress(jobs) if progress else jobs):
         picks = rng.integers(0, len(split.labels), int(length))
@@ -161,7 +168,10 @@ def build_camera_set(split: Split, out_dir: str | Path, config: CameraSetConfig 
     writer = csv.DictWriter(text, fieldnames=["file", "label", "kind"])
     writer.writeheader()
     writer.writerows(rows)
-    record = asdict(config) | {"dataset": split.name, "split": split.split,
-                               "split_sha256": split.sha256}
+    record = asdict(config) | {
+        "dataset": split.name,
+        "split": split.split,
+        "split_sha256": split.sha256,
+    }
     atomic_write_bytes(out / "config.json", json.dumps(record, indent=2).encode())
     return atomic_write_bytes(out / "labels.csv", text.getvalue().encode())

@@ -55,6 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--json", type=Path, default=None, help="write the results as JSON")
 
+    camera = sub.add_parser(
+        "camera-set", help="render test-split characters as camera photos of ink on paper"
+    )
+    camera.add_argument("--dataset", type=str, default="mnist", help="source of characters (mnist)")
+    camera.add_argument("--split", type=str, default="test", help="split to render (test)")
+    camera.add_argument(
+        "--out",
+        type=Path,
+        default=Path("artifacts/camera-set"),
+        help="output folder (artifacts/camera-set)",
+    )
+    camera.add_argument("--singles", type=int, default=300, help="single characters (300)")
+    camera.add_argument("--strings", type=int, default=100, help="strings of 2-8 (100)")
+    camera.add_argument("--min-length", type=int, default=2, help="shortest string (2)")
+    camera.add_argument("--max-length", type=int, default=8, help="longest string (8)")
+    camera.add_argument("--seed", type=int, default=0, help="random seed (0)")
+
     data = sub.add_parser("data", help="download or check data sets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     download = data_sub.add_parser("download", help="fetch a data set, verify SHA-256, atomic")
@@ -125,7 +142,37 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "export": cmd_export, "data": cmd_data}
+def cmd_camera_set(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from train_host.camera_set import CameraSetConfig, build_camera_set
+    from train_host.data import load_dataset
+
+    if not 1 <= args.min_length <= args.max_length:
+        raise EdgeError("--min-length must be at least 1 and at most --max-length")
+    config = CameraSetConfig(
+        singles=args.singles,
+        strings=args.strings,
+        seed=args.seed,
+        min_length=args.min_length,
+        max_length=args.max_length,
+    )
+    labels = build_camera_set(
+        load_dataset(args.dataset, args.split),
+        args.out,
+        config,
+        progress=lambda jobs: tqdm(jobs, desc="rendering", unit="image"),
+    )
+    print(f"ok  {args.singles + args.strings} images -> {labels}")
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "export": cmd_export,
+    "data": cmd_data,
+    "camera-set": cmd_camera_set,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
