@@ -9,12 +9,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edge.errors import ModelError, SidecarError
-from edge.preprocess import to_model_input
-from edge.spec import ModelSpec, TensorSpec, file_sha256, load_spec
+from edge.spec import ModelSpec, TensorSpec, file_sha256, load_spec, to_model_input
 
 # (backend name, module holding Interpreter, distribution for the version)
 BACKENDS = (
@@ -228,7 +226,7 @@ class Classifier:
                 table look-up), or a float model input (H, W, 1), scaled as the sidecar says.
         """
         if x.dtype == np.uint8:
-            return cv2.LUT(x, self._table).reshape(self.input_shape)
+            return self._table.take(x).reshape(self.input_shape)
         x = np.asarray(x, dtype=np.float32).reshape(self.input_shape)
         if self._in_quant:
             return quantize(x, self.spec.input.scale, self.spec.input.zero_point, self._in_dtype)

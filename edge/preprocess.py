@@ -6,12 +6,15 @@ functions build the training sets on the host and prepare camera frames on the P
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
-PREPROCESS_VERSION = 1
+from edge.spec import (  # noqa: F401 (re-exported: the preprocessing contract)
+    DEFAULT_SPEC,
+    PREPROCESS_VERSION,
+    PreprocessSpec,
+    to_model_input,
+)
 
 # MNIST's stroke width as a fraction of the glyph's longer side: median over 5,000 training
 # digits, measured at 8x resolution as 2 x area / perimeter (interquartile range 0.10-0.14).
@@ -21,39 +24,14 @@ MNIST_STROKE_RATIO = 0.117
 BILEVEL_MIN_SCALE = 2.0
 
 INK_CHOICES = ("auto", "dark", "light")
+# No pen stroke is wider than this fraction of the frame (MNIST strokes are 10-16% of the
+# glyph, and a glyph is at most the frame): a wider "stroke" is a shadow or a light edge.
+STROKE_MAX_FRACTION = 0.16
 # Ink must stand this many robust standard deviations above the paper (see noise_floor).
 NOISE_SIGMAS = 6.0
 
 # Ink fraction below which a threshold result is treated as "no ink" (an empty page).
 MIN_INK_PIXELS = 4
-
-
-@dataclass(frozen=True)
-class PreprocessSpec:
-    """How a dataset's images were made, so that device input is made the same way.
-
-    Attributes:
-        version: version of this preprocessing code the model was exported with.
-        size: side of the square model input (28 for MNIST-style models).
-        box: side of the box the character is fitted into, keeping aspect (20 for MNIST).
-        polarity: "ink_high" (white ink on black, as MNIST) or "ink_low".
-        threshold: "otsu" or "adaptive": how ink is separated from paper in photos.
-        center_of_mass: place the character by its centre of mass (MNIST) or its box centre.
-        transposed: the dataset stores images transposed (EMNIST); the model expects that.
-        scale: "unit" for inputs in [0, 1], "symmetric" for [-1, 1] (USPS).
-    """
-
-    version: int = PREPROCESS_VERSION
-    size: int = 28
-    box: int = 20
-    polarity: str = "ink_high"
-    threshold: str = "otsu"
-    center_of_mass: bool = True
-    transposed: bool = False
-    scale: str = "unit"
-
-
-DEFAULT_SPEC = PreprocessSpec()
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
@@ -109,9 +87,23 @@ def stroke_width(mask: np.ndarray) -> float:
 
 
 def _background_kernel(ink: np.ndarray) -> np.ndarray:
-    """A square kernel wider than the strokes of a first Otsu mask of an ink-high image."""
+    """A square kernel wider than the strokes of an ink-high image.
+
+    Strokes are measured on an Otsu mask; when its "strokes" are wider than a character's
+    could be (STROKE_MAX_FRACTION of the frame) it has split light from shadow rather than
+    ink from paper, and a local threshold (brighter than the neighbourhood mean by several
+    noise sigmas) is used instead.
+    """
     _, mask = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    side = int(2 * stroke_width(mask) + 3) | 1
+    width = stroke_width(mask)
+    if width > STROKE_MAX_FRACTION * min(mask.shape):
+        block = max(3, (min(ink.shape) // 10) | 1)
+        offset = NOISE_SIGMAS * pixel_noise(ink)
+        mask = cv2.adaptiveThreshold(
+            ink, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block, -offset
+        )
+        width = stroke_width(mask)
+    side = int(2 * width + 3) | 1
     return cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
 
 
@@ -164,12 +156,16 @@ def noise_floor(ink: np.ndarray, sigmas: float = NOISE_SIGMAS) -> float:
     """The level paper texture and sensor noise stay under: median + k robust sigmas.
 
     When ink covers a tiny part of a frame, Otsu splits the paper's own noise in two; ink
-    must also stand out from the paper by several standard deviations (estimated by the
-    median absolute deviation, which the few ink pixels do not move).
+    must also stand out from the paper by several standard deviations of its pixel noise.
     """
-    median = float(np.median(ink))
-    sigma = 1.4826 * float(np.median(np.abs(ink.astype(np.float32) - median)))
-    return median + sigmas * max(sigma, 1.0)
+    return float(np.median(ink)) + sigmas * pixel_noise(ink)
+
+
+def pixel_noise(image: np.ndarray) -> float:
+    """Robust sigma of pixel-level noise: the median absolute deviation of the image minus
+    its 5x5 median, so smooth shading and the few ink pixels do not count (at least 1)."""
+    residual = image.astype(np.int16) - cv2.medianBlur(image, 5).astype(np.int16)
+    return max(1.0, 1.4826 * float(np.median(np.abs(residual))))
 
 
 def binarize(ink: np.ndarray, method: str = "otsu") -> np.ndarray:
@@ -264,27 +260,6 @@ def normalize_character(ink: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) ->
     """
     out = place_in_canvas(fit_into_box(ink, spec.box), spec.size, spec.center_of_mass)
     return np.ascontiguousarray(out.T) if spec.transposed else out
-
-
-def to_model_input(chars: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) -> np.ndarray:
-    """Scale uint8 ink-high characters to the float input the model takes, with a channel axis.
-
-    Args:
-        chars: uint8 array (N, size, size) or (size, size), ink high.
-        spec: the model's preprocessing spec (polarity and scale).
-
-    Returns:
-        float32 array (N, size, size, 1).
-    """
-    chars = np.asarray(chars)
-    if chars.ndim == 2:
-        chars = chars[None]
-    x = chars.astype(np.float32) / 255.0
-    if spec.polarity == "ink_low":
-        x = 1.0 - x
-    if spec.scale == "symmetric":
-        x = x * 2.0 - 1.0
-    return x[..., None]
 
 
 def keep_character_components(mask: np.ndarray, min_fraction: float = 0.05) -> np.ndarray:

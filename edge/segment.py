@@ -28,6 +28,11 @@ from edge.preprocess import (
 RULE_MIN_FRACTION = 0.6
 # ... and is at least this many times longer than the characters are tall.
 RULE_MIN_HEIGHTS = 2.5
+# Frames are segmented at most this large (a 12 MP phone photo is shrunk 2.5x): characters
+# stay tens of pixels tall, and the work stays bounded.
+MAX_FRAME_SIDE = 1600
+# Only the largest components are considered: a textured page can hold thousands of specks.
+MAX_COMPONENTS = 400
 # Components merge into one character when their columns overlap by this fraction of the
 # narrower one (the dot of an i, a broken 5).
 MERGE_OVERLAP = 0.5
@@ -54,6 +59,12 @@ class Box:
     def cy(self) -> float:
         """Vertical centre."""
         return self.y + self.h / 2.0
+
+    def scaled(self, factor: float) -> Box:
+        """The box in a frame `factor` times larger."""
+        if factor == 1.0:
+            return self
+        return Box(*(round(v * factor) for v in (self.x, self.y, self.w, self.h)))
 
     def union(self, other: Box) -> Box:
         """The smallest box holding both."""
@@ -84,6 +95,16 @@ def compact_height(mask: np.ndarray) -> float:
     order = np.argsort(heights)
     cumulative = np.cumsum(ink[order])
     return float(heights[order][np.searchsorted(cumulative, cumulative[-1] / 2.0)])
+
+
+def working_resolution(grey: np.ndarray) -> tuple[np.ndarray, float]:
+    """Shrink frames larger than MAX_FRAME_SIDE (area averaging); returns (image, scale back)."""
+    side = max(grey.shape)
+    if side <= MAX_FRAME_SIDE:
+        return grey, 1.0
+    factor = MAX_FRAME_SIDE / side
+    size = (round(grey.shape[1] * factor), round(grey.shape[0] * factor))
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA), 1.0 / factor
 
 
 def remove_rules(mask: np.ndarray) -> np.ndarray:
@@ -257,11 +278,13 @@ def find_characters(
     """
     if image.size == 0:
         raise ValueError("the image is empty")
-    strokes = ink_intensity(to_grey(image), ink)
+    grey, scale = working_resolution(to_grey(image))
+    strokes = ink_intensity(grey, ink)
     mask = remove_rules(binarize(strokes, spec.threshold))
     boxes, labels = component_boxes(mask)
     areas = [b.w * b.h for b in boxes]
-    kept = [i for i, a in enumerate(areas) if a >= MIN_INK_PIXELS]
+    kept = sorted(range(len(boxes)), key=lambda i: -areas[i])[:MAX_COMPONENTS]
+    kept = sorted(i for i in kept if areas[i] >= MIN_INK_PIXELS)
     groups = merge_into_characters([boxes[i] for i in kept], [areas[i] for i in kept])
     groups = attach_fragments(groups)
     if not groups:
@@ -279,7 +302,8 @@ def find_characters(
     for line_no, line in enumerate(order_lines([c[0] for c in chars])):
         for k in line:
             box, members = chars[k]
-            out.append(Character(box, line_no, character_crop(strokes, labels, box, members, spec)))
+            crop = character_crop(strokes, labels, box, members, spec)
+            out.append(Character(box.scaled(scale), line_no, crop))
     return out
 
 

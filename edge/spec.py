@@ -9,9 +9,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from edge.errors import SidecarError
-from edge.preprocess import PREPROCESS_VERSION, PreprocessSpec
+import numpy as np
 
+from edge.errors import SidecarError
+
+PREPROCESS_VERSION = 1
 SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema_version", "labels", "input", "output", "preprocess", "dataset", "sha256")
 TENSOR_KEYS = ("shape", "dtype", "scale", "zero_point")
@@ -20,6 +22,55 @@ PREPROCESS_CHOICES = {
     "threshold": ("otsu", "adaptive"),
     "scale": ("unit", "symmetric"),
 }
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How a dataset's images were made, so that device input is made the same way.
+
+    Attributes:
+        version: version of this preprocessing code the model was exported with.
+        size: side of the square model input (28 for MNIST-style models).
+        box: side of the box the character is fitted into, keeping aspect (20 for MNIST).
+        polarity: "ink_high" (white ink on black, as MNIST) or "ink_low".
+        threshold: "otsu" or "adaptive": how ink is separated from paper in photos.
+        center_of_mass: place the character by its centre of mass (MNIST) or its box centre.
+        transposed: the dataset stores images transposed (EMNIST); the model expects that.
+        scale: "unit" for inputs in [0, 1], "symmetric" for [-1, 1] (USPS).
+    """
+
+    version: int = PREPROCESS_VERSION
+    size: int = 28
+    box: int = 20
+    polarity: str = "ink_high"
+    threshold: str = "otsu"
+    center_of_mass: bool = True
+    transposed: bool = False
+    scale: str = "unit"
+
+
+DEFAULT_SPEC = PreprocessSpec()
+
+
+def to_model_input(chars: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) -> np.ndarray:
+    """Scale uint8 ink-high characters to the float input the model takes, with a channel axis.
+
+    Args:
+        chars: uint8 array (N, size, size) or (size, size), ink high.
+        spec: the model's preprocessing spec (polarity and scale).
+
+    Returns:
+        float32 array (N, size, size, 1).
+    """
+    chars = np.asarray(chars)
+    if chars.ndim == 2:
+        chars = chars[None]
+    x = chars.astype(np.float32) / 255.0
+    if spec.polarity == "ink_low":
+        x = 1.0 - x
+    if spec.scale == "symmetric":
+        x = x * 2.0 - 1.0
+    return x[..., None]
 
 
 @dataclass(frozen=True)
