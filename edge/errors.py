@@ -17,5 +17,12 @@ class ImageError(EdgeError):
     """An image is unreadable, empty, or has no ink in it."""
 
 
+class DatasetError(EdgeError):
+    """A dataset file is missing, corrupt or unknown; the one-line message names the fix.
+
+    A subclass of EdgeError, so the CLIs print it and exit 2.
+    """
+
+
 class GateError(Exception):
     """A measured value failed a gate such as --min-acc (the CLI exits 1)."""

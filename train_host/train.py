@@ -155,6 +155,7 @@ def train(config: TrainConfig, out_dir: str | Path, verbose: int = 2) -> dict:
         epochs=epochs,
         validation_data=make_dataset(x_val, val_split.labels, config, False),
         callbacks=[best],
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
         verbose=verbose,
     )
     seconds = time.perf_counter() - start
