@@ -33,6 +33,9 @@ RULE_MIN_HEIGHTS = 2.5
 MAX_FRAME_SIDE = 1600
 # Only the largest components are considered: a textured page can hold thousands of specks.
 MAX_COMPONENTS = 400
+# Neighbours in a line of writing overlap vertically by at least this fraction of the
+# smaller one, even when the line tilts by 10 degrees or wobbles.
+LINE_OVERLAP = 0.3
 # Components merge into one character when their columns overlap by this fraction of the
 # narrower one (the dot of an i, a broken 5).
 MERGE_OVERLAP = 0.5
@@ -245,8 +248,8 @@ def is_character(box: Box, median_height: float, frame_shape: tuple[int, int]) -
 def order_lines(boxes: list[Box]) -> list[list[int]]:
     """Group boxes into lines of writing and order them: lines top to bottom, boxes left to right.
 
-    A box joins the line whose nearest member (in x) overlaps it vertically by half the
-    smaller height, so gently tilted or wavy lines stay together.
+    A box joins the line whose nearest member (in x) overlaps it vertically by LINE_OVERLAP
+    of the smaller height, so tilted or wavy lines stay together.
     """
     lines: list[list[int]] = []
     for i in sorted(range(len(boxes)), key=lambda k: boxes[k].x):
@@ -254,7 +257,7 @@ def order_lines(boxes: list[Box]) -> list[list[int]]:
         for line in lines:
             last = boxes[line[-1]]
             overlap = min(b.y + b.h, last.y + last.h) - max(b.y, last.y)
-            if overlap >= 0.5 * min(b.h, last.h):
+            if overlap >= LINE_OVERLAP * min(b.h, last.h):
                 line.append(i)
                 break
         else:

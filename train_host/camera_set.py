@@ -95,7 +95,7 @@ def place_string(
         gh, gw = glyph.shape
         y = int(np.clip(base - gh // 2 + rng.normal(0, 0.05 * gh), 0, h - gh))
         if x + gw > w:
-            break
+            raise ValueError(f"{len(glyphs)} glyphs of {gh} px do not fit a {w} px frame")
         ink[y : y + gh, x : x + gw] = np.maximum(ink[y : y + gh, x : x + gw], glyph / 255.0)
         x += gw + gap
     return ink
@@ -119,8 +119,9 @@ def camera_effects(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def render(digits: list[np.ndarray], config: CameraSetConfig, rng: np.random.Generator) -> bytes:
     """Render digits as one line of handwriting photographed by a camera; returns JPEG bytes."""
     w, h = config.frame
-    per_char = w / (len(digits) * 1.3 + 1.0)
-    height = int(np.clip(rng.uniform(0.25, 0.55) * h, 24, per_char * 1.1))
+    # Glyphs are square and gaps at most 0.35 of a glyph: n glyphs need 1.35 n heights.
+    widest = w * 0.9 / (1.35 * len(digits))
+    height = int(min(rng.uniform(0.25, 0.55) * h, widest))
     glyphs = [ink_glyph(d, height, rng) for d in digits]
     ink = place_string(glyphs, (h, w), rng)
     colour = np.array(

@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--pca-components", type=int, default=None, help="PCA-MLP components (64)")
     train.add_argument("--no-augment", action="store_true", help="train without augmentation")
     train.add_argument(
+        "--camera-augment",
+        action="store_true",
+        help="also vary pen width, blur and noise as a camera path does",
+    )
+    train.add_argument(
         "--out", type=Path, default=None, help="run folder (default artifacts/DATASET-MODEL)"
     )
 
@@ -87,7 +92,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from train_host.train import TrainConfig, train, with_overrides
 
     config = with_overrides(
-        TrainConfig(dataset=args.dataset, model=args.model, augment=not args.no_augment),
+        TrainConfig(
+            dataset=args.dataset,
+            model=args.model,
+            augment=not args.no_augment,
+            camera_augment=args.camera_augment,
+        ),
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,

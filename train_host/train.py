@@ -37,6 +37,7 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.1
     augment: bool = True
+    camera_augment: bool = False
     pca_components: int = 64
     hidden: tuple[int, ...] = (256, 128)
     width: int = 16
@@ -84,6 +85,26 @@ def _augmenter(seed: int):
     )
 
 
+def camera_effects(batch, seed: int):
+    """What a camera path leaves on a crop: pen width (dilate or erode one pixel), defocus
+    blur and sensor noise, each drawn per image. Input and output: float (N, H, W, 1) in [0, 1].
+    """
+    import tensorflow as tf
+
+    n = tf.shape(batch)[0]
+    dilated = tf.nn.max_pool2d(batch, 2, 1, "SAME")
+    eroded = -tf.nn.max_pool2d(-batch, 2, 1, "SAME")
+    pen = tf.random.uniform([n, 1, 1, 1], seed=seed)
+    out = tf.where(pen < 0.25, dilated, tf.where(pen > 0.85, eroded, batch))
+    kernel = tf.constant([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16.0
+    blurred = tf.nn.conv2d(out, tf.reshape(kernel, [3, 3, 1, 1]), 1, "SAME")
+    blur = tf.random.uniform([n, 1, 1, 1], seed=seed + 1) < 0.3
+    out = tf.where(blur, blurred, out)
+    sigma = tf.random.uniform([n, 1, 1, 1], 0.0, 0.05, seed=seed + 2)
+    noise = tf.random.normal(tf.shape(out), seed=seed + 3) * sigma
+    return tf.clip_by_value(out + noise, 0.0, 1.0)
+
+
 def make_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, training: bool):
     """A tf.data pipeline: shuffled and augmented for training, plain for evaluation."""
     import tensorflow as tf
@@ -96,6 +117,10 @@ def make_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, training: bo
         augment = _augmenter(config.seed)
         ds = ds.map(
             lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    if training and config.camera_augment:
+        ds = ds.map(
+            lambda a, b: (camera_effects(a, config.seed), b), num_parallel_calls=tf.data.AUTOTUNE
         )
     return ds.prefetch(tf.data.AUTOTUNE)
 

@@ -1,0 +1,140 @@
+"""The camera path end to end: `edge live`, `edge bench --photos`, the camera-realistic set."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from edge.bench import edit_distance
+from tests.test_segment import render_page
+
+FAKE_PICAMERA2 = Path(__file__).parent / "fake_picamera2"
+
+
+@pytest.fixture
+def pages(shared_data, tmp_path) -> tuple[Path, list[str]]:
+    """A folder (name with a space) of three rendered pages of MNIST digits and their labels."""
+    from edge.datasets import load_split
+
+    test = load_split("mnist", "test", shared_data)
+    folder = tmp_path / "page photos"
+    folder.mkdir()
+    labels = []
+    for i, (start, count) in enumerate([(0, 1), (1, 4), (5, 6)]):
+        digits = test.images[start : start + count]
+        cv2.imwrite(str(folder / f"page {i}.jpg"), render_page(list(digits), per_line=count))
+        labels.append("".join(str(v) for v in test.labels[start : start + count]))
+    rows = ["file,label"] + [f"page {i}.jpg,{label}" for i, label in enumerate(labels)]
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return folder, labels
+
+
+def test_live_on_an_image_folder(run_edge, golden_model, pages, tmp_path):
+    folder, labels = pages
+    saved, summary = tmp_path / "saved frames", tmp_path / "live summary.json"
+    code, out, err = run_edge(
+        [
+            "live",
+            golden_model,
+            "--source",
+            str(folder),
+            "--every",
+            "1",
+            "--save-dir",
+            saved,
+            "--json",
+            summary,
+            "--min-confidence",
+            "0",
+        ]
+    )
+    assert code == 0, err
+    status = [line for line in out.splitlines() if line.startswith("frame ")]
+    assert len(status) == 3 and "preprocess" in status[0] and "invoke" in status[0]
+    assert "summary: 3 frames" in out
+    assert len(list(saved.glob("frame_*.jpg"))) == 3
+    doc = json.loads(summary.read_text())
+    assert doc["frames"] == 3 and set(doc["stages_ms"]) >= {"capture", "preprocess", "invoke"}
+    read = [line.split("'")[1] for line in status]
+    assert sum(edit_distance(r, t) for r, t in zip(read, labels, strict=True)) <= 1
+
+
+def test_live_stops_after_frames(run_edge, golden_model, pages):
+    folder, _ = pages
+    code, out, _ = run_edge(
+        ["live", golden_model, "--source", str(folder), "--loop", "--frames", "5", "--every", "100"]
+    )
+    assert code == 0 and "summary: 5 frames" in out
+
+
+def test_live_with_the_pi_camera(run_edge, golden_model, monkeypatch):
+    """The fake picamera2 gives a grey ramp: frames flow, nothing is read, the camera closes."""
+    monkeypatch.syspath_prepend(str(FAKE_PICAMERA2))
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    code, out, err = run_edge(["live", golden_model, "--frames", "3", "--every", "1"])
+    assert code == 0, err
+    assert "summary: 3 frames" in out
+    import picamera2
+
+    assert picamera2.Picamera2.instances[-1].calls[-2:] == ["stop", "close"]
+
+
+def test_live_without_a_camera_names_the_fix(run_edge, golden_model, monkeypatch):
+    monkeypatch.syspath_prepend(str(FAKE_PICAMERA2))
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    code, _, err = run_edge(
+        ["live", golden_model, "--frames", "1"], env={"FAKE_PICAMERA2_NO_CAMERA": "runtime"}
+    )
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "No camera found" in lines[0] and "--source" in lines[0]
+
+
+def test_bench_photos(run_edge, golden_model, pages, tmp_path):
+    folder, _ = pages
+    report = tmp_path / "photo bench.json"
+    code, out, err = run_edge(["bench", golden_model, "--photos", str(folder), "--json", report])
+    assert code == 0, err
+    assert "Exact" in out and "Char acc" in out
+    doc = json.loads(report.read_text())
+    photos = doc["photos"][0]
+    assert photos["images"] == 3 and len(photos["results"]) == 3
+    assert photos["char_accuracy"] >= 10 / 11
+
+
+def test_bench_photos_without_labels(run_edge, golden_model, tmp_path):
+    (tmp_path / "no labels").mkdir()
+    code, _, err = run_edge(["bench", golden_model, "--photos", str(tmp_path / "no labels")])
+    assert code == 2 and "labels.csv" in err
+
+
+def test_edit_distance():
+    assert edit_distance("1234", "1234") == 0
+    assert edit_distance("1234", "124") == 1
+    assert edit_distance("", "12") == 2
+    assert edit_distance("5685567", "8556756") == 4
+
+
+@pytest.mark.host
+def test_camera_set_is_reproducible_and_labelled(shared_data, tmp_path):
+    pytest.importorskip("tensorflow")
+    from edge.datasets import load_split
+    from train_host.camera_set import CameraSetConfig, build_camera_set
+
+    split = load_split("mnist", "test", shared_data)
+    config = CameraSetConfig(singles=3, strings=3, min_length=2, max_length=8, seed=7)
+    first = build_camera_set(split, tmp_path / "set one", config)
+    second = build_camera_set(split, tmp_path / "set two", config)
+    rows = first.read_text().splitlines()[1:]
+    assert len(rows) == 6 and rows == second.read_text().splitlines()[1:]
+    for row in rows:
+        name, label, kind = row.split(",")
+        assert (kind == "single") == (len(label) == 1) and 1 <= len(label) <= 8
+        a, b = (tmp_path / d / name for d in ("set one", "set two"))
+        assert a.read_bytes() == b.read_bytes()
+        assert cv2.imread(str(a)).shape == (480, 640, 3)
+    assert json.loads((tmp_path / "set one" / "config.json").read_text())["seed"] == 7
