@@ -1,0 +1,251 @@
+"""The `edge info | classify | bench` commands (part of the command line: they print)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import EdgeError, GateError, ImageError
+
+EVAL_FILE = "test-split.npz"
+
+
+def _collect_images(paths: list[Path]) -> list[Path]:
+    """Expand folders into their image files; fail when nothing is left."""
+    from edge.camera import IMAGE_SUFFIXES
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
+            if not found:
+                raise ImageError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ImageError(f"image {path} not found: check the path")
+    return files
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from edge.interpreter import Classifier
+
+    clf = Classifier(args.model)
+    details = {
+        "model": str(args.model),
+        "size_bytes": args.model.stat().st_size,
+        "backend": f"{clf.backend.name} {clf.backend.version}",
+        "input": {k: _jsonable(v) for k, v in clf._input.items() if k != "sparsity_parameters"},
+        "output": {k: _jsonable(v) for k, v in clf._output.items() if k != "sparsity_parameters"},
+        "sidecar": clf.spec.to_dict(),
+    }
+    print(json.dumps(details, indent=2))
+    if args.json:
+        write_output(args.json, json.dumps(details, indent=2))
+    return 0
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, type):
+        return np.dtype(value).name
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _classify_one(clf, path: Path, args: argparse.Namespace) -> dict:
+    """Read one image (as text, or as one character with --single) and print one line."""
+    from edge.camera import read_image
+    from edge.pipeline import read_frame
+    from edge.preprocess import extract_character
+
+    image = read_image(path)
+    try:
+        if args.single:
+            probs = clf.predict(extract_character(image, clf.spec.preprocess, args.ink))
+            chars = [
+                {
+                    "label": clf.labels[int(np.argmax(probs))],
+                    "confidence": float(probs.max()),
+                    "line": 0,
+                    "box": [0, 0, image.shape[1], image.shape[0]],
+                    "top_k": _top(clf.top_k(probs, args.top_k)),
+                }
+            ]
+            text = chars[0]["label"]
+        else:
+            reading = read_frame(image, clf, args.min_confidence, ink=args.ink)
+            text = reading.text
+            chars = [
+                {
+                    "label": c.label,
+                    "confidence": c.confidence,
+                    "line": c.line,
+                    "box": [c.box.x, c.box.y, c.box.w, c.box.h],
+                    "top_k": _top(clf.top_k(c.probabilities, args.top_k)),
+                }
+                for c in reading.chars
+            ]
+    except ValueError as exc:
+        raise ImageError(f"{path}: {exc} (photograph dark ink on light paper)") from None
+    if not chars:
+        raise ImageError(
+            f"{path}: no characters found (photograph dark ink on light paper, "
+            "fill more of the frame with the writing)"
+        )
+    if args.debug_dir and not args.single:
+        from edge.debug import write_debug
+
+        write_debug(args.debug_dir, path.stem, image, reading)
+    if len(chars) == 1:
+        print(f"{path}: " + "  ".join(f"{k['label']} {k['p']:.3f}" for k in chars[0]["top_k"]))
+    else:
+        confidences = " ".join(f"{c['label']}:{c['confidence']:.2f}" for c in chars)
+        print(f"{path}: {text.replace(chr(10), ' / ')}  [{confidences}]")
+    return {"image": str(path), "text": text, "chars": chars}
+
+
+def _top(pairs: list[tuple[str, float]]) -> list[dict]:
+    return [{"label": label, "p": p} for label, p in pairs]
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from edge.interpreter import Classifier
+
+    clf = Classifier(args.model, num_threads=args.threads)
+    records = [_classify_one(clf, path, args) for path in _collect_images(args.images)]
+    if args.json:
+        write_output(
+            args.json, json.dumps({"model": str(args.model), "predictions": records}, indent=2)
+        )
+    return 0
+
+
+def _eval_split(model: Path, dataset: str | None, split: str):
+    from edge.datasets import load_npz_split, load_split
+
+    if dataset is None:
+        path = model.parent / EVAL_FILE
+        if not path.exists():
+            raise EdgeError(
+                f"no {EVAL_FILE} beside {model}: pass --dataset NAME (e.g. mnist) or an .npz split"
+            )
+        return load_npz_split(path)
+    if dataset.endswith(".npz"):
+        return load_npz_split(Path(dataset))
+    return load_split(dataset, split)
+
+
+def _bench_split(args: argparse.Namespace) -> list:
+    """Benchmark every model on its evaluation split: accuracy, latency, memory."""
+    from edge.bench import bench_model
+
+    rows, cache = [], {}
+    for model in args.models:
+        key = args.dataset or str(model.parent)
+        if key not in cache:
+            cache[key] = _eval_split(model, args.dataset, args.split)
+        split = cache[key]
+        print(
+            f"benchmarking {model} on {split.name}/{split.split} ({len(split.labels)} images) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        rows.append(
+            bench_model(
+                model,
+                split,
+                threads=args.threads,
+                runs=args.runs,
+                warmup=args.warmup,
+                min_seconds=args.min_seconds,
+            )
+        )
+    return rows
+
+
+def _bench_photos(args: argparse.Namespace) -> list:
+    """Read a folder of labelled photos through the full camera path with every model."""
+    from edge.bench import bench_photos
+    from edge.interpreter import Classifier
+
+    results = []
+    for model in args.models:
+        print(f"reading {args.photos} with {model} ...", file=sys.stderr, flush=True)
+        clf = Classifier(model, num_threads=args.threads)
+        results.append(bench_photos(clf, args.photos, args.min_confidence, ink=args.ink))
+    return results
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edge.bench import machine_info
+    from edge.report import format_photo_table, format_table, to_csv, to_json
+
+    rows = _bench_split(args) if args.dataset or not args.photos else []
+    photos = _bench_photos(args) if args.photos else []
+    if rows:
+        print(format_table(rows))
+    if photos:
+        print(format_photo_table(photos))
+    settings = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in vars(args).items()
+        if k
+        in (
+            "runs",
+            "warmup",
+            "min_seconds",
+            "threads",
+            "dataset",
+            "split",
+            "photos",
+            "min_confidence",
+        )
+    }
+    if args.json:
+        write_output(args.json, to_json(rows, machine_info(), settings, photos))
+    if args.csv and rows:
+        write_output(args.csv, to_csv(rows))
+    accuracies = [(r.path, r.accuracy) for r in rows] + [
+        (p.model, p.exact_accuracy) for p in photos
+    ]
+    failed = [(m, a) for m, a in accuracies if args.min_acc is not None and not a >= args.min_acc]
+    if failed:
+        names = ", ".join(f"{m} ({100 * a:.2f}%)" for m, a in failed)
+        raise GateError(f"accuracy below --min-acc {args.min_acc}: {names}")
+    return 0
+
+
+def check_output(path: Path | None) -> None:
+    """Fail before any work when an output file cannot be written where asked."""
+    if path is None:
+        return
+    if not path.parent.is_dir():
+        raise EdgeError(f"cannot write {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise EdgeError(f"cannot write {path}: it is a folder, give a file name")
+
+
+def write_output(path: Path, text: str) -> None:
+    from edge.report import write_text
+
+    check_output(path)
+    try:
+        write_text(path, text)
+    except OSError as exc:
+        raise EdgeError(
+            f"cannot write {path} ({exc.strerror or exc}): choose another path"
+        ) from None

@@ -1,0 +1,94 @@
+"""The `edge live` command: read frames from a source until it ends or Ctrl-C, with a status
+line every N frames and a summary (part of the command line: it prints)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from edge.commands import write_output
+
+
+def _live_status(index: int, reading, seconds: float) -> str:
+    t = reading.timing
+    text = reading.text.replace("\n", " / ") or "-"
+    return (
+        f"frame {index}: {text!r}  capture {t.capture:.1f} ms  preprocess {t.preprocess:.1f} ms"
+        f"  invoke {t.invoke:.1f} ms  post {t.post:.2f} ms  ({index / seconds:.1f} fps)"
+    )
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    import time
+
+    from edge.bench import stage_summary
+    from edge.camera import open_source
+    from edge.interpreter import Classifier
+    from edge.pipeline import run
+
+    clf = Classifier(args.model, num_threads=args.threads)
+    writer = _FrameWriter(args.save_dir, args.show)
+    timings, last, start = [], None, time.perf_counter()
+    try:
+        with open_source(args.source, **({"loop": True} if args.loop else {})) as source:
+            for frame, reading in run(source, clf, args.min_confidence, args.frames, args.ink):
+                timings.append(reading.timing)
+                last = reading
+                writer.write(frame, reading)
+                if len(timings) % args.every == 0:
+                    print(
+                        _live_status(len(timings), reading, time.perf_counter() - start), flush=True
+                    )
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+    finally:
+        writer.close()
+    seconds = time.perf_counter() - start
+    summary = {
+        "frames": len(timings),
+        "seconds": seconds,
+        "fps": len(timings) / seconds if seconds else 0.0,
+        "last_text": last.text if last else "",
+        "stages_ms": {k: asdict(v) for k, v in stage_summary(timings).items()},
+    }
+    stages = "  ".join(f"{k} p50 {v['p50']:.1f} ms" for k, v in summary["stages_ms"].items())
+    print(
+        f"summary: {summary['frames']} frames in {seconds:.1f} s ({summary['fps']:.1f} fps)  "
+        f"{stages}"
+    )
+    if args.json:
+        write_output(args.json, json.dumps(summary, indent=2))
+    return 0
+
+
+class _FrameWriter:
+    """Optional outputs of `edge live`: annotated frames on disk and a window."""
+
+    def __init__(self, folder: Path | None, show: bool):
+        self.folder, self.show = folder, show
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, frame, reading) -> None:
+        if self.folder is None and not self.show:
+            return
+        import cv2
+
+        from edge.debug import annotate
+
+        image = annotate(frame.image, reading)
+        if self.folder is not None:
+            cv2.imwrite(str(self.folder / f"frame_{frame.index:06d}.jpg"), image)
+        if self.show:
+            cv2.imshow("edge live", image)
+            if cv2.waitKey(1) & 0xFF == ord("q"):
+                raise KeyboardInterrupt
+
+    def close(self) -> None:
+        if self.show:
+            import cv2
+
+            cv2.destroyAllWindows()
