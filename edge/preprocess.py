@@ -289,23 +289,33 @@ def keep_character_components(mask: np.ndarray, min_fraction: float = 0.05) -> n
 
 
 def normalize_stroke_width(mask: np.ndarray, ratio: float = MNIST_STROKE_RATIO) -> np.ndarray:
-    """Thicken thin strokes (ballpoint, pencil) of a bilevel glyph to MNIST's stroke/size ratio.
+    """Bring the strokes of a bilevel glyph to MNIST's stroke/size ratio.
+
+    Thin strokes (ballpoint, pencil) are dilated to the target; strokes more than twice
+    the target (broad markers, which fill loops) are eroded towards it, as long as the
+    erosion keeps most of the ink (a thin part of the glyph must not vanish).
 
     Args:
         mask: uint8 0/255 mask cropped to one character.
         ratio: target stroke width as a fraction of the glyph's longer side.
 
     Returns:
-        The mask, dilated when its strokes are thinner than the target (never thinned).
+        The mask with strokes about `ratio` of its size wide.
     """
     target = ratio * max(mask.shape)
-    grow = int(round(target - stroke_width(mask)))
-    if grow < 1:
-        return mask
-    pad = grow
-    padded = cv2.copyMakeBorder(mask, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow + 1, grow + 1))
-    return cv2.dilate(padded, kernel)
+    width = stroke_width(mask)
+    grow = int(round(target - width))
+    if grow >= 1:
+        padded = cv2.copyMakeBorder(mask, grow, grow, grow, grow, cv2.BORDER_CONSTANT, value=0)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow + 1, grow + 1))
+        return cv2.dilate(padded, kernel)
+    if width > 2 * target:
+        shrink = int(round(width - target))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (shrink + 1, shrink + 1))
+        thinner = cv2.erode(mask, kernel)
+        if cv2.countNonZero(thinner) >= 0.3 * cv2.countNonZero(mask):
+            return thinner
+    return mask
 
 
 def character_glyph(ink: np.ndarray, mask: np.ndarray, box: int = 20) -> np.ndarray:

@@ -26,8 +26,9 @@ from edge.preprocess import (
 # A ruled or grid line is a straight segment at least this fraction of the frame's shorter
 # side (a stroke of a character in a tight crop is shorter) ...
 RULE_MIN_FRACTION = 0.6
-# ... and is at least this many times longer than the characters are tall.
-RULE_MIN_HEIGHTS = 2.5
+# ... and is longer than any straight stroke inside a character: a segment within a box no
+# wider than tall is at most its diagonal, 1.42 heights.
+RULE_MIN_HEIGHTS = 1.5
 # Frames are segmented at most this large (a 12 MP phone photo is shrunk 2.5x): characters
 # stay tens of pixels tall, and the work stays bounded.
 MAX_FRAME_SIDE = 1600
@@ -124,16 +125,14 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
         The mask without the rules.
     """
     h, w = mask.shape
-    length = max(RULE_MIN_FRACTION * min(h, w), RULE_MIN_HEIGHTS * compact_height(mask))
+    char_height = compact_height(mask)
+    length = max(RULE_MIN_FRACTION * min(h, w), RULE_MIN_HEIGHTS * char_height)
     if length < 8:
         return mask
+    # Faint rules break up and characters interrupt them: bridge gaps of half a character.
+    gap = max(2, int(0.5 * char_height), int(length / 50))
     segments = cv2.HoughLinesP(
-        mask,
-        1,
-        np.pi / 360,
-        threshold=int(length * 0.8),
-        minLineLength=int(length),
-        maxLineGap=max(2, int(length / 50)),
+        mask, 1, np.pi / 360, threshold=int(length * 0.5), minLineLength=int(length), maxLineGap=gap
     )
     if segments is None:
         return mask
