@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -57,6 +57,32 @@ class Reading:
     timing: Timing
 
 
+def keep_surer_reading(chars: list, probs: list, clf: Classifier) -> tuple[list, list]:
+    """For each blob split as touching characters, keep the pieces only when the classifier is
+    surer of every piece than of the blob as one character; else read the blob whole.
+
+    Returns:
+        (characters, probabilities), pieces replaced by their blob where it won.
+    """
+    pieces: dict[int, list[int]] = {}
+    for i, char in enumerate(chars):
+        if char.whole is not None:
+            pieces.setdefault(char.group, []).append(i)
+    drop, whole_at = set(), {}
+    for members in pieces.values():
+        first = chars[members[0]]
+        p_whole = clf.predict(first.whole)
+        if p_whole.max() >= min(probs[i].max() for i in members):
+            drop.update(members[1:])
+            whole_at[members[0]] = (replace(first, box=first.whole_box, crop=first.whole), p_whole)
+    kept = [
+        whole_at.get(i, (c, p))
+        for i, (c, p) in enumerate(zip(chars, probs, strict=True))
+        if i not in drop
+    ]
+    return [c for c, _ in kept], [p for _, p in kept]
+
+
 def read_frame(
     image: np.ndarray,
     clf: Classifier,
@@ -81,6 +107,7 @@ def read_frame(
     chars = find_characters(image, clf.spec.preprocess, ink)
     t1 = clock()
     probs = [clf.predict(c.crop) for c in chars]
+    chars, probs = keep_surer_reading(chars, probs, clf)
     t2 = clock()
     results, lines = [], {}
     for char, p in zip(chars, probs, strict=True):

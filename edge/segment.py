@@ -46,8 +46,18 @@ FRAGMENT_HEIGHT = 0.6
 FRAGMENT_GAP = 0.2
 # Blobs shorter than this fraction of the median character height are specks, not characters.
 MIN_HEIGHT_FRACTION = 0.4
-# Wider than this many times its height, a blob is a stroke or a line, not a character.
+# Wider than this many times its height, a blob is a stroke or a line, not a character
+# (checked on components, and again on each character after touching ones are split).
 MAX_ASPECT = 4.0
+# MNIST digits: median width/height 0.8, 90th percentile 1.0, 99th 1.43 (10,000 training
+# digits). A blob wider than SPLIT_ASPECT heights may be touching characters: it is split,
+# and the reader keeps the split only where the classifier is surer of the pieces.
+CHAR_ASPECT = 0.8
+SPLIT_ASPECT = 1.1
+# ... but only when every piece is at least this fraction of the blob's height.
+PIECE_MIN_HEIGHT = 0.6
+# A blob up to this wide (about ten touching characters) is split; a wider one is a line.
+MAX_BLOB_ASPECT = 8.0
 
 
 @dataclass(frozen=True)
@@ -80,11 +90,19 @@ class Box:
 
 @dataclass(frozen=True)
 class Character:
-    """One segmented character: its box, line number, order, and model-ready 28x28 crop."""
+    """One segmented character: its box, line number and model-ready 28x28 crop.
+
+    Pieces of a blob split as touching characters share `group` and carry the blob's own box
+    and crop in `whole_box` and `whole`, so a reader can keep the blob whole when the
+    classifier is surer of it than of its pieces (None for characters not split).
+    """
 
     box: Box
     line: int
     crop: np.ndarray
+    group: int = 0
+    whole_box: Box | None = None
+    whole: np.ndarray | None = None
 
 
 def compact_height(mask: np.ndarray) -> float:
@@ -238,7 +256,7 @@ def attach_fragments(groups: list[tuple[Box, list[int]]]) -> list[tuple[Box, lis
 def is_character(box: Box, median_height: float, frame_shape: tuple[int, int]) -> bool:
     """Reject specks, long strokes and blobs cut by the frame edge."""
     h, w = frame_shape
-    if box.h < MIN_HEIGHT_FRACTION * median_height or box.w > MAX_ASPECT * box.h:
+    if box.h < MIN_HEIGHT_FRACTION * median_height or box.w > MAX_BLOB_ASPECT * box.h:
         return False
     touches = box.x == 0 or box.y == 0 or box.x + box.w >= w or box.y + box.h >= h
     return not touches
@@ -300,21 +318,72 @@ def find_characters(
     if not chars and groups:  # a single character filling the frame: keep the largest group
         box, members = max(groups, key=lambda g: g[0].w * g[0].h)
         chars = [(box, [kept[m] + 1 for m in members])]
+    pieces = []  # (box, own mask, group, blob box, blob mask or None)
+    for group, (box, members) in enumerate(chars):
+        split = split_touching(labels, box, members)
+        for piece_box, own in split:
+            blob = np.isin(labels[box.y : box.y + box.h, box.x : box.x + box.w], members)
+            whole = (box, blob.astype(np.uint8) * 255) if len(split) > 1 else None
+            pieces.append((piece_box, own, group, whole))
+    pieces = [p for p in pieces if p[0].w <= MAX_ASPECT * p[0].h]
     out = []
-    for line_no, line in enumerate(order_lines([c[0] for c in chars])):
+    for line_no, line in enumerate(order_lines([p[0] for p in pieces])):
         for k in line:
-            box, members = chars[k]
-            crop = character_crop(strokes, labels, box, members, spec)
-            out.append(Character(box.scaled(scale), line_no, crop))
+            box, own, group, whole = pieces[k]
+            crop = character_crop(strokes, own, box, spec)
+            whole_box, whole_crop = None, None
+            if whole is not None:
+                whole_box = whole[0].scaled(scale)
+                whole_crop = character_crop(strokes, whole[1], whole[0], spec)
+            out.append(Character(box.scaled(scale), line_no, crop, group, whole_box, whole_crop))
     return out
 
 
-def character_crop(
-    ink: np.ndarray, labels: np.ndarray, box: Box, members: list[int], spec: PreprocessSpec
-) -> np.ndarray:
-    """The 28x28 model crop of one character: only its own components, fitted as MNIST."""
+def split_touching(
+    labels: np.ndarray, box: Box, members: list[int]
+) -> list[tuple[Box, np.ndarray]]:
+    """Split a blob wider than one character could be into characters, at the thinnest columns.
+
+    Nine in ten MNIST digits are at most SPLIT_ASPECT times as wide as tall (median
+    CHAR_ASPECT 0.8), so a wider blob may be characters that touch: it is cut into
+    round(aspect / CHAR_ASPECT) parts, each cut at the column with the least ink within a
+    quarter of a part of where it would fall with equal widths. If a piece is much shorter
+    than the blob, the blob is kept whole.
+
+    Returns:
+        (tight box, 0/255 mask of that box) per character.
+    """
     window = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
     own = np.isin(labels[window], members).astype(np.uint8) * 255
+    aspect = box.w / max(1, box.h)
+    if aspect <= SPLIT_ASPECT:
+        return [(box, own)]
+    parts = max(2, round(aspect / CHAR_ASPECT))
+    profile = np.count_nonzero(own, axis=0)
+    step = box.w / parts
+    cuts = [0]
+    for i in range(1, parts):
+        lo, hi = int(i * step - step / 4), int(i * step + step / 4) + 1
+        cuts.append(lo + int(np.argmin(profile[lo:hi])))
+    cuts.append(box.w)
+    pieces = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        ys, xs = np.nonzero(own[:, a:b])
+        if len(xs) < MIN_INK_PIXELS:
+            continue
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, a + xs.min(), a + xs.max() + 1
+        piece = own[y0:y1, x0:x1].copy()  # columns x0..x1 lie inside this part's a..b
+        pieces.append((Box(box.x + int(x0), box.y + int(y0), int(x1 - x0), int(y1 - y0)), piece))
+    # Touching characters each fill most of the line's height; a short piece means the blob is
+    # one character with a tail (a rule remnant, a flourish): keep it whole.
+    if any(piece.h < PIECE_MIN_HEIGHT * box.h for piece, _ in pieces):
+        return [(box, own)]
+    return pieces
+
+
+def character_crop(ink: np.ndarray, own: np.ndarray, box: Box, spec: PreprocessSpec) -> np.ndarray:
+    """The 28x28 model crop of one character: only its own ink (`own`, the box's mask)."""
+    window = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
     pad = max(2, box.h // 10)
     own = cv2.copyMakeBorder(own, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     crop = cv2.copyMakeBorder(ink[window], pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)

@@ -29,6 +29,7 @@ class CameraSetConfig:
     strings: int = 100
     min_length: int = 2
     max_length: int = 8
+    touching: bool = False
     frame: tuple[int, int] = (640, 480)
     seed: int = 0
 
@@ -81,23 +82,43 @@ def lighting(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return np.clip(light, 0.2, 1.0)[..., None]
 
 
+def _advances(glyphs: list[np.ndarray], touching: bool, rng: np.random.Generator) -> list[int]:
+    """Horizontal step from each glyph's left edge to the next one's.
+
+    Normally a gap of 0.05-0.35 glyph heights between the 28x28 boxes (whose margins keep
+    the ink apart); with `touching`, the next glyph's ink starts where this one's ends, up to
+    5% of a height earlier, so neighbouring strokes touch or cross.
+    """
+    if not touching:
+        return [g.shape[1] + int(rng.uniform(0.05, 0.35) * g.shape[0]) for g in glyphs]
+    extents = [np.flatnonzero(g.max(axis=0) > 0) for g in glyphs]
+    steps = []
+    for (a, b), g in zip(zip(extents, extents[1:] + extents[:1], strict=True), glyphs, strict=True):
+        overlap = int(rng.uniform(0.0, 0.05) * g.shape[0])
+        steps.append(int(a[-1]) + 1 - int(b[0]) - overlap)
+    return steps
+
+
 def place_string(
-    glyphs: list[np.ndarray], shape: tuple[int, int], rng: np.random.Generator
+    glyphs: list[np.ndarray],
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    touching: bool = False,
 ) -> np.ndarray:
     """Lay glyphs left to right on one wavy baseline, centred in the frame; ink coverage 0..1."""
     h, w = shape
-    gaps = [int(rng.uniform(0.05, 0.35) * g.shape[0]) for g in glyphs]
-    total = sum(g.shape[1] for g in glyphs) + sum(gaps[:-1])
+    steps = _advances(glyphs, touching, rng)
+    total = sum(steps[:-1]) + glyphs[-1].shape[1]
     ink = np.zeros((h, w), np.float32)
     x = max(0, (w - total) // 2)
     base = h // 2 + int(rng.uniform(-0.1, 0.1) * h)
-    for glyph, gap in zip(glyphs, gaps, strict=True):
+    for glyph, step in zip(glyphs, steps, strict=True):
         gh, gw = glyph.shape
         y = int(np.clip(base - gh // 2 + rng.normal(0, 0.05 * gh), 0, h - gh))
         if x + gw > w:
             raise ValueError(f"{len(glyphs)} glyphs of {gh} px do not fit a {w} px frame")
         ink[y : y + gh, x : x + gw] = np.maximum(ink[y : y + gh, x : x + gw], glyph / 255.0)
-        x += gw + gap
+        x += step
     return ink
 
 
@@ -123,7 +144,7 @@ def render(digits: list[np.ndarray], config: CameraSetConfig, rng: np.random.Gen
     widest = w * 0.9 / (1.35 * len(digits))
     height = int(min(rng.uniform(0.25, 0.55) * h, widest))
     glyphs = [ink_glyph(d, height, rng) for d in digits]
-    ink = place_string(glyphs, (h, w), rng)
+    ink = place_string(glyphs, (h, w), rng, config.touching)
     colour = np.array(
         rng.choice([[0.1, 0.1, 0.1], [0.45, 0.15, 0.1], [0.15, 0.15, 0.35]]), np.float32
     )  # black, blue, dark red ink (BGR)

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     camera.add_argument("--singles", type=int, default=300, help="single characters (300)")
     camera.add_argument("--strings", type=int, default=100, help="strings of 2-8 (100)")
     camera.add_argument("--min-length", type=int, default=2, help="shortest string (2)")
+    camera.add_argument(
+        "--touching", action="store_true", help="render neighbouring characters of strings touching"
+    )
     camera.add_argument("--max-length", type=int, default=8, help="longest string (8)")
     camera.add_argument("--seed", type=int, default=0, help="random seed (0)")
 
@@ -166,6 +169,7 @@ def cmd_camera_set(args: argparse.Namespace) -> int:
         seed=args.seed,
         min_length=args.min_length,
         max_length=args.max_length,
+        touching=args.touching,
     )
     labels = build_camera_set(
         load_dataset(args.dataset, args.split),
