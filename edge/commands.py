@@ -179,7 +179,7 @@ def _bench_split(args: argparse.Namespace) -> list:
 
 def _bench_photos(args: argparse.Namespace) -> list:
     """Read a folder of labelled photos through the full camera path with every model."""
-    from edge.bench import bench_photos
+    from edge.camera_bench import bench_photos
     from edge.interpreter import Classifier
 
     results = []

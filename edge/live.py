@@ -24,8 +24,8 @@ def _live_status(index: int, reading, seconds: float) -> str:
 def cmd_live(args: argparse.Namespace) -> int:
     import time
 
-    from edge.bench import stage_summary
     from edge.camera import open_source
+    from edge.camera_bench import stage_summary
     from edge.interpreter import Classifier
     from edge.pipeline import run
 

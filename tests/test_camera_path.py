@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from edge.bench import edit_distance
+from edge.camera_bench import edit_distance
 from tests.test_segment import render_page
 
 FAKE_PICAMERA2 = Path(__file__).parent / "fake_picamera2"

@@ -1,0 +1,141 @@
+"""Measure the full camera path on labelled photos: exact-string and character accuracy, and
+per-stage timing of frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.bench import LatencyStats
+from edge.errors import EdgeError
+from edge.interpreter import Classifier
+
+
+@dataclass(frozen=True)
+class PhotoResult:
+    """One labelled photo read through the full camera path."""
+
+    file: str
+    label: str
+    read: str
+    exact: bool
+    char_errors: int
+    preprocess_ms: float
+    invoke_ms: float
+
+
+@dataclass(frozen=True)
+class PhotoBench:
+    """Accuracy of a model through the full camera path on a folder of labelled photos."""
+
+    model: str
+    folder: str
+    images: int
+    exact_accuracy: float
+    char_accuracy: float
+    single_accuracy: float
+    multi_exact_accuracy: float
+    preprocess_p50_ms: float
+    results: tuple[PhotoResult, ...]
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions) between two strings."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def read_labels(folder: Path) -> list[tuple[str, str]]:
+    """(file, label) pairs from `folder/labels.csv` (columns `file` and `label`)."""
+    import csv
+
+    path = folder / "labels.csv"
+    if not path.is_file():
+        raise EdgeError(f"no labels.csv in {folder}: it needs columns file,label")
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"file", "label"} <= set(rows[0]):
+        raise EdgeError(f"{path} needs a header with columns file,label and at least one row")
+    return [(row["file"], row["label"]) for row in rows]
+
+
+def bench_photos(
+    clf: Classifier,
+    folder: str | Path,
+    min_confidence: float = 0.0,
+    read_image=None,
+    ink: str = "auto",
+) -> PhotoBench:
+    """Read every labelled photo of a folder through the full camera path and score it.
+
+    Line breaks are not scored: a photo of a grid of digits is read row by row.
+
+    Args:
+        clf: the loaded classifier.
+        folder: a folder with labels.csv (file,label) and the images it names.
+        min_confidence: characters below this read as "?" (0: always the best guess).
+        read_image: image reader (path -> BGR array).
+        ink: "dark", "light" or "auto" (see `edge.preprocess.ink_is_dark`).
+
+    Returns:
+        The PhotoBench with one PhotoResult per photo.
+    """
+    from edge.camera import read_image as default_reader
+    from edge.pipeline import read_frame
+
+    read_image = read_image or default_reader
+    folder = Path(folder)
+    results = []
+    for name, label in read_labels(folder):
+        reading = read_frame(read_image(folder / name), clf, min_confidence, ink=ink)
+        text = reading.text.replace("\n", "")
+        results.append(
+            PhotoResult(
+                name,
+                label,
+                text,
+                text == label,
+                edit_distance(text, label),
+                reading.timing.preprocess,
+                reading.timing.invoke,
+            )
+        )
+    return _summarise(str(clf.model_path), str(folder), results)
+
+
+def _summarise(model: str, folder: str, results: list[PhotoResult]) -> PhotoBench:
+    def rate(rows):
+        return float(np.mean([r.exact for r in rows])) if rows else float("nan")
+
+    chars = sum(len(r.label) for r in results)
+    errors = sum(min(r.char_errors, len(r.label)) for r in results)
+    return PhotoBench(
+        model=model,
+        folder=folder,
+        images=len(results),
+        exact_accuracy=rate(results),
+        char_accuracy=1.0 - errors / chars if chars else float("nan"),
+        single_accuracy=rate([r for r in results if len(r.label) == 1]),
+        multi_exact_accuracy=rate([r for r in results if len(r.label) > 1]),
+        preprocess_p50_ms=float(np.median([r.preprocess_ms for r in results])),
+        results=tuple(results),
+    )
+
+
+def stage_summary(timings: list) -> dict[str, LatencyStats]:
+    """Per-stage latency statistics (capture, preprocess, invoke, post, total) of many frames."""
+    stages = ("capture", "preprocess", "invoke", "post", "total")
+    return (
+        {
+            stage: LatencyStats.from_ns(np.array([getattr(t, stage) for t in timings]) * 1e6)
+            for stage in stages
+        }
+        if timings
+        else {}
+    )
