@@ -23,6 +23,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def region(text: str):
+    """argparse type: X,Y,W,H in frame pixels (a region of interest)."""
+    from edge.segment import Box
+
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not X,Y,W,H (four integers)") from None
+    if w < 1 or h < 1 or x < 0 or y < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: X and Y must be >= 0, W and H >= 1")
+    return Box(x, y, w, h)
+
+
 def _add_ink_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ink",
@@ -149,6 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for command in (classify, live, bench):
         _add_ink_option(command)
+    for command in (classify, live):
+        command.add_argument(
+            "--roi",
+            type=region,
+            default=None,
+            metavar="X,Y,W,H",
+            help="read only this region of each image or frame (pixels)",
+        )
+    live.add_argument(
+        "--save-video",
+        type=Path,
+        default=None,
+        help="write the annotated frames to this video file (.avi, MJPG)",
+    )
     return parser
 
 

@@ -87,7 +87,7 @@ def _classify_one(clf, path: Path, args: argparse.Namespace) -> dict:
             ]
             text = chars[0]["label"]
         else:
-            reading = read_frame(image, clf, args.min_confidence, ink=args.ink)
+            reading = read_frame(image, clf, args.min_confidence, ink=args.ink, roi=args.roi)
             text = reading.text
             chars = [
                 {

@@ -10,6 +10,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from edge.commands import write_output
+from edge.errors import EdgeError
+
+# Frames per second recorded in --save-video files (a camera loop runs at about this rate).
+VIDEO_FPS = 10
 
 
 def _live_status(index: int, reading, seconds: float) -> str:
@@ -30,11 +34,13 @@ def cmd_live(args: argparse.Namespace) -> int:
     from edge.pipeline import run
 
     clf = Classifier(args.model, num_threads=args.threads)
-    writer = _FrameWriter(args.save_dir, args.show)
+    writer = _FrameWriter(args.save_dir, args.show, args.save_video)
     timings, last, start = [], None, time.perf_counter()
     try:
         with open_source(args.source, **({"loop": True} if args.loop else {})) as source:
-            for frame, reading in run(source, clf, args.min_confidence, args.frames, args.ink):
+            for frame, reading in run(
+                source, clf, args.min_confidence, args.frames, args.ink, args.roi
+            ):
                 timings.append(reading.timing)
                 last = reading
                 writer.write(frame, reading)
@@ -44,6 +50,8 @@ def cmd_live(args: argparse.Namespace) -> int:
                     )
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+    except ValueError as exc:
+        raise EdgeError(f"{exc}: check --roi against the frame size") from None
     finally:
         writer.close()
     seconds = time.perf_counter() - start
@@ -65,15 +73,16 @@ def cmd_live(args: argparse.Namespace) -> int:
 
 
 class _FrameWriter:
-    """Optional outputs of `edge live`: annotated frames on disk and a window."""
+    """Optional outputs of `edge live`: annotated frames on disk, a video file, a window."""
 
-    def __init__(self, folder: Path | None, show: bool):
-        self.folder, self.show = folder, show
+    def __init__(self, folder: Path | None, show: bool, video: Path | None = None):
+        self.folder, self.show, self.video_path = folder, show, video
+        self.video = None
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
 
     def write(self, frame, reading) -> None:
-        if self.folder is None and not self.show:
+        if self.folder is None and not self.show and self.video_path is None:
             return
         import cv2
 
@@ -82,12 +91,34 @@ class _FrameWriter:
         image = annotate(frame.image, reading)
         if self.folder is not None:
             cv2.imwrite(str(self.folder / f"frame_{frame.index:06d}.jpg"), image)
+        if self.video_path is not None:
+            self._write_video(image)
         if self.show:
             cv2.imshow("edge live", image)
             if cv2.waitKey(1) & 0xFF == ord("q"):
                 raise KeyboardInterrupt
 
+    def _write_video(self, image) -> None:
+        """Append a frame (resized to the first frame's size) to the MJPG video."""
+        import cv2
+
+        if self.video is None:
+            size = (image.shape[1], image.shape[0])
+            fourcc = cv2.VideoWriter_fourcc(*"MJPG")
+            self.video = cv2.VideoWriter(str(self.video_path), fourcc, VIDEO_FPS, size)
+            if not self.video.isOpened():
+                raise EdgeError(
+                    f"cannot write video {self.video_path}: use an .avi file name "
+                    "in an existing folder"
+                )
+            self.size = size
+        if (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size)
+        self.video.write(image)
+
     def close(self) -> None:
+        if self.video is not None:
+            self.video.release()
         if self.show:
             import cv2
 

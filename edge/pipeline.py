@@ -57,6 +57,30 @@ class Reading:
     timing: Timing
 
 
+def crop_roi(image: np.ndarray, roi: Box | None) -> tuple[np.ndarray, Box]:
+    """The part of the frame inside `roi` (clipped to the frame) and the clipped box.
+
+    Raises:
+        ValueError: the region lies outside the frame.
+    """
+    h, w = image.shape[:2]
+    if roi is None:
+        return image, Box(0, 0, w, h)
+    x0, y0 = max(0, roi.x), max(0, roi.y)
+    x1, y1 = min(w, roi.x + roi.w), min(h, roi.y + roi.h)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(
+            f"the region {roi.x},{roi.y},{roi.w},{roi.h} lies outside the {w}x{h} frame"
+        )
+    return image[y0:y1, x0:x1], Box(x0, y0, x1 - x0, y1 - y0)
+
+
+def _shift(char, roi: Box):
+    """A character found in the region, in frame coordinates."""
+    whole = char.whole_box.shifted(roi.x, roi.y) if char.whole_box is not None else None
+    return replace(char, box=char.box.shifted(roi.x, roi.y), whole_box=whole)
+
+
 def keep_surer_reading(chars: list, probs: list, clf: Classifier) -> tuple[list, list]:
     """For each blob split as touching characters, keep the pieces only when the classifier is
     surer of every piece than of the blob as one character; else read the blob whole.
@@ -89,6 +113,7 @@ def read_frame(
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     capture_ms: float = 0.0,
     ink: str = "auto",
+    roi: Box | None = None,
 ) -> Reading:
     """Segment, classify and assemble the text of one frame.
 
@@ -98,13 +123,15 @@ def read_frame(
         min_confidence: characters below this top probability are read as "?".
         capture_ms: time the frame took to capture, for the timing record.
         ink: "dark", "light" or "auto" (see `edge.preprocess.ink_is_dark`).
+        roi: read only this region of the frame (boxes stay in frame coordinates).
 
     Returns:
         The Reading.
     """
     clock = time.perf_counter
     t0 = clock()
-    chars = find_characters(image, clf.spec.preprocess, ink)
+    region, roi = crop_roi(image, roi)
+    chars = [_shift(c, roi) for c in find_characters(region, clf.spec.preprocess, ink)]
     t1 = clock()
     probs = [clf.predict(c.crop) for c in chars]
     chars, probs = keep_surer_reading(chars, probs, clf)
@@ -127,6 +154,7 @@ def run(
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     max_frames: int | None = None,
     ink: str = "auto",
+    roi: Box | None = None,
 ) -> Iterator[tuple[object, Reading]]:
     """Read frames from a source until it ends (or `max_frames`), yielding (frame, reading).
 
@@ -135,12 +163,12 @@ def run(
         clf: the loaded classifier.
         min_confidence: see `read_frame`.
         max_frames: stop after this many frames (None: until the source ends).
-        ink: see `read_frame`.
+        ink, roi: see `read_frame`.
     """
     count = 0
     while max_frames is None or count < max_frames:
         frame = source.read()
         if frame is None:
             return
-        yield frame, read_frame(frame.image, clf, min_confidence, frame.capture_ms, ink)
+        yield frame, read_frame(frame.image, clf, min_confidence, frame.capture_ms, ink, roi)
         count += 1

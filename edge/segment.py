@@ -80,6 +80,10 @@ class Box:
             return self
         return Box(*(round(v * factor) for v in (self.x, self.y, self.w, self.h)))
 
+    def shifted(self, dx: int, dy: int) -> Box:
+        """The box moved by (dx, dy)."""
+        return Box(self.x + dx, self.y + dy, self.w, self.h) if dx or dy else self
+
     def union(self, other: Box) -> Box:
         """The smallest box holding both."""
         x0, y0 = min(self.x, other.x), min(self.y, other.y)

@@ -138,3 +138,46 @@ def test_camera_set_is_reproducible_and_labelled(shared_data, tmp_path):
         assert a.read_bytes() == b.read_bytes()
         assert cv2.imread(str(a)).shape == (480, 640, 3)
     assert json.loads((tmp_path / "set one" / "config.json").read_text())["seed"] == 7
+
+
+def test_classify_reads_only_the_region(run_edge, golden_model, shared_data, tmp_path):
+    from edge.datasets import load_split
+
+    test = load_split("mnist", "test", shared_data)
+    page = tmp_path / "four digits.png"
+    cv2.imwrite(str(page), render_page(list(test.images[1:5]), per_line=4))
+    report = tmp_path / "roi.json"
+    # render_page puts digit i at x = 30 + 110 i: the region holds the first two digits.
+    code, out, err = run_edge(
+        [
+            "classify",
+            golden_model,
+            page,
+            "--roi",
+            "0,0,250,200",
+            "--min-confidence",
+            "0",
+            "--json",
+            report,
+        ]
+    )
+    assert code == 0, err
+    chars = json.loads(report.read_text())["predictions"][0]["chars"]
+    assert len(chars) == 2 and all(c["box"][0] < 250 for c in chars)
+    code, _, err = run_edge(["classify", golden_model, page, "--roi", "5000,0,10,10"])
+    assert code == 2 and "outside" in err
+    code, _, _ = run_edge(["classify", golden_model, page, "--roi", "1,2,3"])
+    assert code == 2
+
+
+def test_live_writes_a_video(run_edge, golden_model, pages, tmp_path):
+    folder, _ = pages
+    video = tmp_path / "live run.avi"
+    code, _, err = run_edge(["live", golden_model, "--source", str(folder), "--save-video", video])
+    assert code == 0, err
+    capture = cv2.VideoCapture(str(video))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    capture.release()
+    assert frames == 3
