@@ -322,23 +322,23 @@ def find_characters(
     if not chars and groups:  # a single character filling the frame: keep the largest group
         box, members = max(groups, key=lambda g: g[0].w * g[0].h)
         chars = [(box, [kept[m] + 1 for m in members])]
-    pieces = []  # (box, own mask, group, blob box, blob mask or None)
+    pieces = []  # (box, own mask, group, (blob box, blob crop) when the blob was split)
     for group, (box, members) in enumerate(chars):
         split = split_touching(labels, box, members)
-        for piece_box, own in split:
+        whole = (None, None)
+        if len(split) > 1:
             blob = np.isin(labels[box.y : box.y + box.h, box.x : box.x + box.w], members)
-            whole = (box, blob.astype(np.uint8) * 255) if len(split) > 1 else None
-            pieces.append((piece_box, own, group, whole))
+            whole = (
+                box.scaled(scale),
+                character_crop(strokes, blob.astype(np.uint8) * 255, box, spec),
+            )
+        pieces += [(piece_box, own, group, whole) for piece_box, own in split]
     pieces = [p for p in pieces if p[0].w <= MAX_ASPECT * p[0].h]
     out = []
     for line_no, line in enumerate(order_lines([p[0] for p in pieces])):
         for k in line:
-            box, own, group, whole = pieces[k]
+            box, own, group, (whole_box, whole_crop) = pieces[k]
             crop = character_crop(strokes, own, box, spec)
-            whole_box, whole_crop = None, None
-            if whole is not None:
-                whole_box = whole[0].scaled(scale)
-                whole_crop = character_crop(strokes, whole[1], whole[0], spec)
             out.append(Character(box.scaled(scale), line_no, crop, group, whole_box, whole_crop))
     return out
 
