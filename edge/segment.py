@@ -117,10 +117,14 @@ def compact_height(mask: np.ndarray) -> float:
     compact = (w <= MAX_ASPECT * h) & (h <= MAX_ASPECT * w)
     if not compact.any():
         return 0.0
-    heights, ink = h[compact], stats[1:count, cv2.CC_STAT_AREA][compact]
-    order = np.argsort(heights)
-    cumulative = np.cumsum(ink[order])
-    return float(heights[order][np.searchsorted(cumulative, cumulative[-1] / 2.0)])
+    return weighted_median(h[compact], stats[1:count, cv2.CC_STAT_AREA][compact])
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The value below which half of the total weight lies."""
+    order = np.argsort(values)
+    cumulative = np.cumsum(np.asarray(weights, dtype=np.float64)[order])
+    return float(np.asarray(values)[order][np.searchsorted(cumulative, cumulative[-1] / 2.0)])
 
 
 def working_resolution(grey: np.ndarray) -> tuple[np.ndarray, float]:
@@ -231,9 +235,7 @@ def ink_weighted_median_height(
     weights = np.array(
         [sum(ink[kept[m] + 1] for m in members) for _, members in groups], dtype=np.float64
     )
-    order = np.argsort(heights)
-    cumulative = np.cumsum(weights[order])
-    return float(heights[order][np.searchsorted(cumulative, cumulative[-1] / 2.0)])
+    return weighted_median(heights, weights)
 
 
 def _is_fragment_of(small: Box, big: Box) -> bool:
