@@ -62,16 +62,49 @@ class BenchRow:
     backend: str
     backend_version: str
     threads: int | None
+    xnnpack: bool | None
     size_bytes: int
+    tensor_bytes: int
     dataset: str
     accuracy: float
+    accuracy_ci95: tuple[float, float]
     samples: int
     load_ms: float
     first_inference_ms: float
     latency: LatencyStats
     raw_invoke: LatencyStats
     overhead_ratio: float
+    measure_cost_ms: float
     peak_rss_mb: float
+    rss_growth_mb: float
+    latency_samples_ms: tuple[float, ...] = ()
+
+    @property
+    def measure_cost_ratio(self) -> float:
+        """The timer's own cost per sample as a fraction of the p50 it reports."""
+        return self.measure_cost_ms / self.latency.p50
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """Latency of one model at one interpreter setting (threads, XNNPACK on or off)."""
+
+    model: str
+    variant: str
+    threads: int
+    xnnpack: bool
+    latency: LatencyStats
+
+
+def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of an accuracy measured as correct / total."""
+    if total == 0:
+        return (float("nan"), float("nan"))
+    p = correct / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
 
 
 def time_interleaved(calls: list, warmup: int, runs: int, min_seconds: float) -> list:
@@ -115,6 +148,28 @@ def reset_peak_rss() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
+def rss_mb() -> float:
+    """Current resident set size of this process in MiB (VmRSS; NaN where not exposed)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def measurement_cost_ms(runs: int = 2000) -> float:
+    """Median duration (ms) the timing loop records for a call that does nothing: the cost
+    of the clock reads and the call itself, included in every latency sample."""
+    samples = time_calls(_nothing, [None], warmup=100, runs=runs, min_seconds=0)
+    return float(np.median(samples)) / 1e6
+
+
+def _nothing(_) -> None:
+    return None
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process in MiB (VmHWM on Linux, else ru_maxrss)."""
     try:
@@ -131,8 +186,13 @@ def accuracy(clf: Classifier, x: np.ndarray, labels: np.ndarray) -> float:
     """Top-1 accuracy over inputs `x`: uint8 crops (N, H, W) or float inputs (N, H, W, 1)."""
     if len(x) == 0:
         return float("nan")
+    return count_correct(clf, x, labels) / len(x)
+
+
+def count_correct(clf: Classifier, x: np.ndarray, labels: np.ndarray) -> int:
+    """How many of inputs `x` the classifier's top-1 gets right."""
     predicted = np.fromiter((np.argmax(clf.predict(v)) for v in x), np.int64, len(x))
-    return float(np.mean(predicted == labels))
+    return int(np.sum(predicted == labels))
 
 
 def check_split(clf: Classifier, split: Split) -> None:
@@ -161,6 +221,7 @@ def bench_model(
     warmup: int = WARMUP_RUNS,
     min_seconds: float = MIN_SECONDS,
     backend: str | None = None,
+    xnnpack: bool | None = None,
 ) -> BenchRow:
     """Benchmark one model on a test split.
 
@@ -172,13 +233,14 @@ def bench_model(
         warmup: untimed runs before timing.
         min_seconds: minimum timed duration.
         backend: force a backend.
+        xnnpack: False turns the XNNPACK delegate off (see `Classifier`).
 
     Returns:
         The BenchRow.
     """
     reset_peak_rss()
     start = time.perf_counter_ns()
-    clf = Classifier(path, num_threads=threads, backend=backend)
+    clf = Classifier(path, num_threads=threads, backend=backend, xnnpack=xnnpack)
     load_ms = (time.perf_counter_ns() - start) / 1e6
     check_split(clf, split)
     x = split.images  # uint8 crops, as edge.preprocess hands them to the classifier
@@ -187,11 +249,15 @@ def bench_model(
     first_ms = (time.perf_counter_ns() - start) / 1e6
     inputs = list(x[: min(len(x), 256)])
     prepared = [clf.prepare(v) for v in inputs]
+    for v in inputs[:warmup]:
+        clf.predict(v)  # so the RSS growth below counts the run, not first-touch pages
+    rss_before = rss_mb()
     ours, bare = time_interleaved(
         [(clf.predict, inputs), (clf.invoke_prepared, prepared)], warmup, runs, min_seconds
     )
+    correct = count_correct(clf, x, split.labels)
+    rss_growth = rss_mb() - rss_before
     latency, raw = LatencyStats.from_ns(ours), LatencyStats.from_ns(bare)
-    acc = accuracy(clf, x, split.labels)
     extra = clf.spec.extra
     return BenchRow(
         model=str(extra.get("name", Path(path).parent.name)),
@@ -200,17 +266,59 @@ def bench_model(
         backend=clf.backend.name,
         backend_version=clf.backend.version,
         threads=threads,
+        xnnpack=xnnpack,
         size_bytes=Path(path).stat().st_size,
+        tensor_bytes=clf.tensor_bytes(),
         dataset=f"{split.name}/{split.split}",
-        accuracy=acc,
+        accuracy=correct / len(x),
+        accuracy_ci95=wilson_interval(correct, len(x)),
         samples=len(x),
         load_ms=load_ms,
         first_inference_ms=first_ms,
         latency=latency,
         raw_invoke=raw,
         overhead_ratio=latency.p50 / raw.p50,
+        measure_cost_ms=measurement_cost_ms(),
         peak_rss_mb=peak_rss_mb(),
+        rss_growth_mb=rss_growth,
+        latency_samples_ms=tuple(np.round(ours / 1e6, 5).tolist()),
     )
+
+
+def sweep_settings(backend: str | None = None, cores: int | None = None) -> list[tuple]:
+    """(threads, xnnpack) pairs to sweep: 1 to the core count, XNNPACK on and, where the
+    backend can, off."""
+    from edge.interpreter import load_backend
+
+    cores = cores or os.cpu_count() or 1
+    xnnpack = (True, False) if load_backend(backend).can_disable_xnnpack else (True,)
+    return [(t, x) for x in xnnpack for t in range(1, cores + 1)]
+
+
+def sweep_model(
+    path: str | Path,
+    split: Split,
+    settings: list[tuple],
+    runs: int = TIMED_RUNS,
+    warmup: int = WARMUP_RUNS,
+    min_seconds: float = MIN_SECONDS,
+    backend: str | None = None,
+) -> list[SweepPoint]:
+    """Latency of one model at each (threads, xnnpack) setting, all timed interleaved in one
+    loop so that machine noise hits every setting alike."""
+    classifiers = [Classifier(path, num_threads=t, backend=backend, xnnpack=x) for t, x in settings]
+    check_split(classifiers[0], split)
+    inputs = list(split.images[: min(len(split), 256)])
+    samples = time_interleaved(
+        [(c.predict, inputs) for c in classifiers], warmup, runs, min_seconds
+    )
+    extra = classifiers[0].spec.extra
+    name = str(extra.get("name", Path(path).parent.name))
+    variant = str(extra.get("variant", Path(path).stem))
+    return [
+        SweepPoint(name, variant, t, x, LatencyStats.from_ns(ns))
+        for (t, x), ns in zip(settings, samples, strict=True)
+    ]
 
 
 def machine_info() -> dict:
@@ -226,9 +334,15 @@ def machine_info() -> dict:
     model = Path("/proc/device-tree/model")
     if model.exists():
         info["pi_model"] = model.read_bytes().rstrip(b"\0").decode(errors="replace")
-    governor = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
-    if governor.exists():
-        info["governor"] = governor.read_text().strip()
+    from edge.telemetry import read_cpu_freq_mhz, read_governor, read_temperature_c
+
+    governor = read_governor()
+    if governor is not None:
+        info["governor"] = governor
+    info["frequency_mhz"] = read_cpu_freq_mhz()
+    temperature = read_temperature_c()
+    if temperature is not None:
+        info["temperature_c"] = temperature
     return info
 
 

@@ -266,7 +266,7 @@ def open_source(spec: str, **options: object) -> FrameSource:
         cls, args = ImageDirSource, (spec,)
     else:
         raise CameraError(
-            f"--source {spec!r} is not a camera or an existing file or folder: use picamera, "
+            f"{spec!r} is not a camera or an existing file or folder: use picamera, "
             "a camera index such as 0, a folder of images, a glob such as 'shots/*.jpg', "
             "an image file or a video file"
         )

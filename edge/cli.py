@@ -1,5 +1,5 @@
-"""`edge info | classify | live | bench`: the parser and entry point of the device command line
-(with edge/commands.py and edge/live.py, the only code that prints and exits)."""
+"""`edge info | classify | live | bench | doctor`: the parser and entry point of the device
+command line (with edge/commands.py and edge/live.py, the only code that prints and exits)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.commands import EVAL_FILE, check_output, cmd_bench, cmd_classify, cmd_info
+from edge.bench_command import cmd_bench
+from edge.commands import EVAL_FILE, check_output, cmd_classify, cmd_info
+from edge.doctor import camera_option, cmd_doctor
 from edge.errors import EdgeError, GateError
+from edge.fleet import cmd_report
 from edge.live import cmd_live
 
 
@@ -47,6 +50,32 @@ def _add_ink_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_report_parser(sub: argparse._SubParsersAction) -> None:
+    report = sub.add_parser(
+        "report", help="merge bench JSON files from many runs and devices into one report"
+    )
+    report.add_argument(
+        "results",
+        type=Path,
+        nargs="+",
+        metavar="RESULTS.json",
+        help="JSON files written by edge bench --json",
+    )
+    report.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder for report.md, report.html and the PNG plots (created if missing)",
+    )
+    report.add_argument(
+        "--title", type=str, default="Benchmark report", help="report title (Benchmark report)"
+    )
+    report.add_argument(
+        "--no-plots", action="store_true", help="write the tables only (no matplotlib needed)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `edge` command."""
     parser = argparse.ArgumentParser(
@@ -60,6 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="show a model's sidecar and tensor details")
     info.add_argument("model", type=Path, help="exported .tflite file (sidecar beside it)")
     info.add_argument("--json", type=Path, help="also write the details to this JSON file")
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check that this machine (a Raspberry Pi) has what edge needs, one line per fix",
+    )
+    doctor.add_argument(
+        "--model", type=Path, default=None, help="also check that this .tflite loads and runs"
+    )
+    doctor.add_argument(
+        "--camera",
+        type=camera_option,
+        default="auto",
+        help="picamera, a webcam index (0), none, or auto (default: the Pi camera when "
+        "picamera2 is installed)",
+    )
+    doctor.add_argument("--json", type=Path, help="also write the checks to this JSON file")
 
     classify = sub.add_parser(
         "classify", help="read the characters in photos or scans (one or many per image)"
@@ -155,10 +200,49 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, help="write the full results to this JSON file")
     bench.add_argument("--csv", type=Path, help="write the results to this CSV file")
     bench.add_argument(
+        "--no-xnnpack",
+        dest="xnnpack",
+        action="store_const",
+        const=False,
+        default=None,
+        help="build the interpreter without the XNNPACK delegate (backend default: on)",
+    )
+    bench.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also time each model at 1 to all cores, XNNPACK on and off, interleaved",
+    )
+    bench.add_argument(
+        "--frames",
+        type=str,
+        default=None,
+        metavar="SOURCE",
+        help="recorded frames (folder, glob or video): steady-state per-stage timing of the "
+        "full camera path (capture = read and decode)",
+    )
+    bench.add_argument(
+        "--passes",
+        type=positive_int,
+        default=3,
+        help="with --frames: passes over the frames, the first untimed (3)",
+    )
+    bench.add_argument(
         "--min-acc",
         type=float,
         default=None,
         help="gate: exit 1 if any model's accuracy (0-1) is below this",
+    )
+    bench.add_argument(
+        "--max-p99-ms",
+        type=float,
+        default=None,
+        help="gate: exit 1 if any model's p99 latency (ms) is above this",
+    )
+    bench.add_argument(
+        "--max-rss-mb",
+        type=float,
+        default=None,
+        help="gate: exit 1 if any model's peak RSS (MiB) is above this",
     )
     for command in (classify, live, bench):
         _add_ink_option(command)
@@ -176,10 +260,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="write the annotated frames to this video file (.avi, MJPG)",
     )
+    _add_report_parser(sub)
     return parser
 
 
-COMMANDS = {"info": cmd_info, "classify": cmd_classify, "bench": cmd_bench, "live": cmd_live}
+COMMANDS = {
+    "info": cmd_info,
+    "classify": cmd_classify,
+    "bench": cmd_bench,
+    "live": cmd_live,
+    "doctor": cmd_doctor,
+    "report": cmd_report,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

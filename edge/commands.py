@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from edge.errors import EdgeError, GateError, ImageError
+from edge.errors import EdgeError, ImageError
 
 EVAL_FILE = "test-split.npz"
 
@@ -131,101 +130,6 @@ def cmd_classify(args: argparse.Namespace) -> int:
         write_output(
             args.json, json.dumps({"model": str(args.model), "predictions": records}, indent=2)
         )
-    return 0
-
-
-def _eval_split(model: Path, dataset: str | None, split: str):
-    from edge.datasets import load_npz_split, load_split
-
-    if dataset is None:
-        path = model.parent / EVAL_FILE
-        if not path.exists():
-            raise EdgeError(
-                f"no {EVAL_FILE} beside {model}: pass --dataset NAME (e.g. mnist) or an .npz split"
-            )
-        return load_npz_split(path)
-    if dataset.endswith(".npz"):
-        return load_npz_split(Path(dataset))
-    return load_split(dataset, split)
-
-
-def _bench_split(args: argparse.Namespace) -> list:
-    """Benchmark every model on its evaluation split: accuracy, latency, memory."""
-    from edge.bench import bench_model
-
-    rows, cache = [], {}
-    for model in args.models:
-        key = args.dataset or str(model.parent)
-        if key not in cache:
-            cache[key] = _eval_split(model, args.dataset, args.split)
-        split = cache[key]
-        print(
-            f"benchmarking {model} on {split.name}/{split.split} ({len(split.labels)} images) ...",
-            file=sys.stderr,
-            flush=True,
-        )
-        rows.append(
-            bench_model(
-                model,
-                split,
-                threads=args.threads,
-                runs=args.runs,
-                warmup=args.warmup,
-                min_seconds=args.min_seconds,
-            )
-        )
-    return rows
-
-
-def _bench_photos(args: argparse.Namespace) -> list:
-    """Read a folder of labelled photos through the full camera path with every model."""
-    from edge.camera_bench import bench_photos
-    from edge.interpreter import Classifier
-
-    results = []
-    for model in args.models:
-        print(f"reading {args.photos} with {model} ...", file=sys.stderr, flush=True)
-        clf = Classifier(model, num_threads=args.threads)
-        results.append(bench_photos(clf, args.photos, args.min_confidence, ink=args.ink))
-    return results
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from edge.bench import machine_info
-    from edge.report import format_photo_table, format_table, to_csv, to_json
-
-    rows = _bench_split(args) if args.dataset or not args.photos else []
-    photos = _bench_photos(args) if args.photos else []
-    if rows:
-        print(format_table(rows))
-    if photos:
-        print(format_photo_table(photos))
-    settings = {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in vars(args).items()
-        if k
-        in (
-            "runs",
-            "warmup",
-            "min_seconds",
-            "threads",
-            "dataset",
-            "split",
-            "photos",
-            "min_confidence",
-        )
-    }
-    if args.json:
-        write_output(args.json, to_json(rows, machine_info(), settings, photos))
-    if args.csv and rows:
-        write_output(args.csv, to_csv(rows))
-    accuracies = [(r.path, r.accuracy) for r in rows] + [
-        (p.model, p.exact_accuracy) for p in photos
-    ]
-    failed = [(m, a) for m, a in accuracies if args.min_acc is not None and not a >= args.min_acc]
-    if failed:
-        names = ", ".join(f"{m} ({100 * a:.2f}%)" for m, a in failed)
-        raise GateError(f"accuracy below --min-acc {args.min_acc}: {names}")
     return 0
 
 

@@ -31,6 +31,12 @@ class Backend:
     name: str
     version: str
     interpreter_class: Any
+    resolver_types: Any = None  # the module's OpResolverType enum, where it has one
+
+    @property
+    def can_disable_xnnpack(self) -> bool:
+        """Whether this backend can build an interpreter without its default XNNPACK delegate."""
+        return hasattr(self.resolver_types, "BUILTIN_WITHOUT_DEFAULT_DELEGATES")
 
 
 def _version(distribution: str, module: Any) -> str:
@@ -66,7 +72,12 @@ def load_backend(name: str | None = None) -> Backend:
         except ImportError:
             continue
         if hasattr(module, "Interpreter"):
-            return Backend(backend_name, _version(dist, module), module.Interpreter)
+            return Backend(
+                backend_name,
+                _version(dist, module),
+                module.Interpreter,
+                getattr(module, "OpResolverType", None),
+            )
     wanted = name or " or ".join(known)
     raise ModelError(f"no TFLite backend ({wanted}) is installed: pip install 'hwr-pi[edge]'")
 
@@ -143,6 +154,8 @@ class Classifier:
         backend: force a backend by name (see `load_backend`).
         spec: use this spec instead of reading the sidecar.
         verify: check the file's SHA-256 against the sidecar.
+        xnnpack: False builds the interpreter without the default XNNPACK delegate (where the
+            backend allows); None or True keeps the backend's default.
     """
 
     def __init__(
@@ -152,9 +165,11 @@ class Classifier:
         backend: str | None = None,
         spec: ModelSpec | None = None,
         verify: bool = True,
+        xnnpack: bool | None = None,
     ):
         self.model_path = Path(model_path)
         self.num_threads = num_threads
+        self.xnnpack = xnnpack
         _require_model_file(self.model_path)  # before the sidecar: a wrong path is not "no sidecar"
         self.spec = spec if spec is not None else load_spec(self.model_path)
         self._check_file(verify)
@@ -186,6 +201,15 @@ class Classifier:
         kwargs = {"model_path": str(self.model_path)}
         if self.num_threads is not None:
             kwargs["num_threads"] = int(self.num_threads)
+        if self.xnnpack is False:
+            if not self.backend.can_disable_xnnpack:
+                raise ModelError(
+                    f"{self.backend.name} {self.backend.version} cannot turn XNNPACK off: "
+                    "leave xnnpack on or use ai-edge-litert"
+                )
+            kwargs["experimental_op_resolver_type"] = (
+                self.backend.resolver_types.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            )
         try:
             interpreter = self.backend.interpreter_class(**kwargs)
             interpreter.allocate_tensors()
@@ -252,6 +276,15 @@ class Classifier:
         if self._out_quant:
             return self._dequantize.take(raw.view(np.uint8))
         return raw
+
+    def tensor_bytes(self) -> int:
+        """Bytes of every tensor the interpreter allocated (weights and activations): the
+        Python APIs expose no arena size, so this sum is the closest honest figure."""
+        total = 0
+        for detail in self.interpreter.get_tensor_details():
+            count = int(np.prod(detail["shape"])) if len(detail["shape"]) else 1
+            total += count * np.dtype(detail["dtype"]).itemsize
+        return total
 
     def predict_batch(self, xs: np.ndarray) -> np.ndarray:
         """Classify a batch one input at a time (the model has batch size 1); returns (N, C)."""

@@ -11,13 +11,15 @@ from pathlib import Path
 from edge.atomic import atomic_write_bytes
 from edge.bench import BenchRow
 
-REPORT_SCHEMA = 1
+# 2: sweep, stages, warnings; accuracy_ci95, xnnpack, tensor_bytes, rss_growth_mb,
+# measure_cost_ms and latency_samples_ms per result (docs/BENCH_SCHEMA.md).
+REPORT_SCHEMA = 2
 COLUMNS = (
     "Model",
     "Variant",
     "Backend",
     "Size",
-    "Acc",
+    "Acc (95% CI)",
     "p50 ms",
     "p90 ms",
     "p99 ms",
@@ -34,7 +36,8 @@ def _cells(row: BenchRow) -> tuple[str, ...]:
         row.variant,
         f"{row.backend} {row.backend_version}",
         f"{row.size_bytes / 1024:.1f} KB",
-        f"{100 * row.accuracy:.2f}%",
+        f"{100 * row.accuracy:.2f}% "
+        f"({100 * row.accuracy_ci95[0]:.2f}-{100 * row.accuracy_ci95[1]:.2f})",
         f"{lat.p50:.3f}",
         f"{lat.p90:.3f}",
         f"{lat.p99:.3f}",
@@ -45,8 +48,48 @@ def _cells(row: BenchRow) -> tuple[str, ...]:
 
 
 def format_table(rows: list[BenchRow]) -> str:
-    """Return one aligned text table of benchmark rows."""
-    return "\n".join(_align([COLUMNS] + [_cells(r) for r in rows]))
+    """Return one aligned text table of benchmark rows, then each row's load time, first
+    inference, memory growth and the timer's own cost."""
+    lines = align([COLUMNS] + [_cells(r) for r in rows])
+    lines += [
+        f"  {r.model} {r.variant}: load {r.load_ms:.1f} ms, first inference "
+        f"{r.first_inference_ms:.2f} ms, tensors {r.tensor_bytes / 1024:.0f} KB, RSS growth "
+        f"{r.rss_growth_mb:+.1f} MB, timer cost {1000 * r.measure_cost_ms:.2f} us "
+        f"({100 * r.measure_cost_ratio:.2f}% of p50)"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def format_sweep_table(points: list) -> str:
+    """Return one aligned table of latency per (model, threads, XNNPACK) setting."""
+    header = ("Model", "Variant", "Threads", "XNNPACK", "p50 ms", "p90 ms", "p99 ms")
+    body = [
+        (
+            p.model,
+            p.variant,
+            str(p.threads),
+            "on" if p.xnnpack else "off",
+            f"{p.latency.p50:.3f}",
+            f"{p.latency.p90:.3f}",
+            f"{p.latency.p99:.3f}",
+        )
+        for p in points
+    ]
+    return "\n".join(align([header] + body))
+
+
+def format_stage_table(benches: list) -> str:
+    """Return one aligned table of camera-path stage p50 / p99 per model (recorded frames)."""
+    stages = ("capture", "preprocess", "invoke", "post", "total")
+    header = ("Model", "Frames") + tuple(f"{s} p50/p99 ms" for s in stages)
+    body = [
+        (b.model, f"{b.frames}x{b.passes - 1 or 1}")
+        + tuple(f"{b.stages[s].p50:.2f}/{b.stages[s].p99:.2f}" for s in stages)
+        for b in benches
+        if b.stages
+    ]
+    return "\n".join(align([header] + body))
 
 
 def format_photo_table(benches: list) -> str:
@@ -56,15 +99,15 @@ def format_photo_table(benches: list) -> str:
         (
             b.model,
             str(b.images),
-            _pct(b.exact_accuracy),
-            _pct(b.char_accuracy),
-            _pct(b.single_accuracy),
-            _pct(b.multi_exact_accuracy),
+            pct(b.exact_accuracy),
+            pct(b.char_accuracy),
+            pct(b.single_accuracy),
+            pct(b.multi_exact_accuracy),
             f"{b.preprocess_p50_ms:.1f}",
         )
         for b in benches
     ]
-    lines = _align(body)
+    lines = align(body)
     for b in benches:
         lines += [
             f"  misread by {b.model}: {r.file} {r.label!r} -> {r.read!r}"
@@ -74,11 +117,13 @@ def format_photo_table(benches: list) -> str:
     return "\n".join(lines)
 
 
-def _pct(value: float) -> str:
+def pct(value: float) -> str:
+    """A fraction as a percentage with one decimal; NaN as "-"."""
     return "-" if value != value else f"{100 * value:.1f}%"
 
 
-def _align(body: list[tuple[str, ...]]) -> list[str]:
+def align(body: list[tuple[str, ...]]) -> list[str]:
+    """Left-align rows of cells into columns, a dashed rule under the header (first row)."""
     widths = [max(len(line[i]) for line in body) for i in range(len(body[0]))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in body
@@ -87,16 +132,41 @@ def _align(body: list[tuple[str, ...]]) -> list[str]:
     return lines
 
 
-def to_json(rows: list[BenchRow], machine: dict, settings: dict, photos: list = ()) -> str:
-    """Return the JSON report: schema version, machine, bench settings and one record per model."""
+def to_json(results: dict, machine: dict, settings: dict, warnings: list = ()) -> str:
+    """Return the JSON report (schema in docs/BENCH_SCHEMA.md).
+
+    Args:
+        results: lists keyed rows (BenchRow), sweep (SweepPoint), photos (PhotoBench),
+            stages (FrameBench); any may be missing or empty.
+        machine: `edge.bench.machine_info()`.
+        settings: the bench options.
+        warnings: telemetry warnings (throttling, clock drop, heat) of the run.
+    """
     doc = {
         "schema_version": REPORT_SCHEMA,
         "machine": machine,
         "settings": settings,
-        "results": [asdict(r) for r in rows],
-        "photos": [asdict(p) for p in photos],
+        "warnings": list(warnings),
+        "results": [asdict(r) for r in results.get("rows", ())],
+        "sweep": [_flat_sweep(p) for p in results.get("sweep", ())],
+        "photos": [asdict(p) for p in results.get("photos", ())],
+        "stages": [_flat_stages(b) for b in results.get("stages", ())],
     }
     return json.dumps(doc, indent=2)
+
+
+def _flat_sweep(point) -> dict:
+    record = asdict(point)
+    latency = record.pop("latency")
+    return record | {k: latency[k] for k in ("p50", "p90", "p99", "mean", "runs")}
+
+
+def _flat_stages(bench) -> dict:
+    record = {"model": bench.model, "source": bench.source, "frames": bench.frames}
+    record["passes"] = bench.passes
+    record |= {f"{stage}_ms": stats.p50 for stage, stats in bench.stages.items()}
+    record["stats"] = {stage: asdict(stats) for stage, stats in bench.stages.items()}
+    return record
 
 
 def to_csv(rows: list[BenchRow]) -> str:
@@ -104,6 +174,9 @@ def to_csv(rows: list[BenchRow]) -> str:
     flat = []
     for row in rows:
         record = asdict(row)
+        record.pop("latency_samples_ms")
+        low, high = record.pop("accuracy_ci95")
+        record |= {"accuracy_ci95_low": low, "accuracy_ci95_high": high}
         for nested in ("latency", "raw_invoke"):
             record.update({f"{nested}_{k}": v for k, v in record.pop(nested).items()})
         flat.append(record)

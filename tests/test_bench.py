@@ -11,7 +11,18 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from edge.bench import BenchRow, LatencyStats, bench_model, check_split, machine_info, time_calls
+from edge.bench import (
+    BenchRow,
+    LatencyStats,
+    bench_model,
+    check_split,
+    machine_info,
+    measurement_cost_ms,
+    sweep_model,
+    sweep_settings,
+    time_calls,
+    wilson_interval,
+)
 from edge.camera import read_image
 from edge.datasets import Split
 from edge.errors import EdgeError
@@ -116,12 +127,14 @@ def test_fewer_classes_than_labels_is_allowed(golden_model, golden_split):
 def test_format_table(row):
     second = replace(row, model="other model", accuracy=0.5)
     lines = format_table([row, second]).splitlines()
-    assert len(lines) == 4
+    assert len(lines) == 6
+    assert "load" in lines[4] and "timer cost" in lines[4] and "RSS growth" in lines[4]
+    lines = lines[:4]
     for column in COLUMNS:
         assert column in lines[0]
     assert set(lines[1]) <= {"-", " "} and "-" in lines[1]
     assert lines[2].startswith(row.model) and lines[3].startswith("other model")
-    assert "50.00%" in lines[3]
+    assert "50.00% (" in lines[3]
     assert len({len(line) for line in lines}) == 1  # aligned: every cell padded to its column
 
 
@@ -132,14 +145,87 @@ def test_to_csv_flattens_latency(row):
     assert "latency" not in records[0] and "raw_invoke" not in records[0]
     for key in ("latency_p50", "latency_p99", "latency_std", "raw_invoke_p50", "accuracy"):
         assert key in records[0]
+    assert "latency_samples_ms" not in records[0]  # samples live in the JSON only
+    assert float(records[0]["accuracy_ci95_low"]) <= row.accuracy
     assert float(records[0]["latency_p50"]) == pytest.approx(row.latency.p50)
     assert to_csv([]) == ""
 
 
 def test_to_json(row):
-    doc = json.loads(to_json([row], machine_info(), {"runs": 30}))
-    assert doc["schema_version"] == 1 and doc["settings"] == {"runs": 30}
+    doc = json.loads(to_json({"rows": [row]}, machine_info(), {"runs": 30}, ["hot"]))
+    assert doc["schema_version"] == 2 and doc["settings"] == {"runs": 30}
+    assert doc["warnings"] == ["hot"] and doc["sweep"] == [] and doc["stages"] == []
     assert {"cpu", "cores", "python", "numpy"} <= set(doc["machine"])
     (result,) = doc["results"]
     assert result["latency"]["p50"] == pytest.approx(row.latency.p50)
     assert result["accuracy"] == pytest.approx(row.accuracy)
+    assert len(result["latency_samples_ms"]) == row.latency.runs
+    assert np.median(result["latency_samples_ms"]) == pytest.approx(row.latency.p50, rel=1e-3)
+
+
+def test_bench_row_extras(row, golden_split):
+    low, high = row.accuracy_ci95
+    assert low <= row.accuracy <= high and high - low < 0.5  # 20-odd images: a wide interval
+    assert row.tensor_bytes > 0 and row.xnnpack is None
+    assert 0 < row.measure_cost_ms < row.latency.p50
+    assert row.measure_cost_ratio == pytest.approx(row.measure_cost_ms / row.latency.p50)
+    assert abs(row.rss_growth_mb) < 50
+
+
+@pytest.mark.parametrize(
+    ("correct", "total", "low", "high"),
+    # reference values from the Wilson score formula (z = 1.96)
+    [
+        (95, 100, 0.8882, 0.9785),
+        (0, 10, 0.0, 0.2775),
+        (10, 10, 0.7225, 1.0),
+        (9949, 10000, 0.9933, 0.9961),
+    ],
+)
+def test_wilson_interval(correct, total, low, high):
+    lo, hi = wilson_interval(correct, total)
+    assert lo == pytest.approx(low, abs=1e-4) and hi == pytest.approx(high, abs=1e-4)
+
+
+def test_wilson_interval_empty():
+    assert all(np.isnan(v) for v in wilson_interval(0, 0))
+
+
+def test_measurement_cost_is_small():
+    assert 0 < measurement_cost_ms() < 0.05  # clock reads and one call: well under 50 us
+
+
+def test_sweep_settings_cover_threads_and_xnnpack():
+    settings = sweep_settings(cores=3)
+    assert [(t, x) for t, x in settings if x] == [(1, True), (2, True), (3, True)]
+    assert {t for t, x in settings if not x} in (set(), {1, 2, 3})  # off only where possible
+
+
+def test_sweep_model(golden_model, golden_split):
+    settings = [(1, True), (2, True)]
+    points = sweep_model(golden_model, golden_split, settings, runs=20, warmup=2, min_seconds=0)
+    assert [(p.threads, p.xnnpack) for p in points] == settings
+    for point in points:
+        assert point.latency.runs >= 20 and point.latency.p50 <= point.latency.p99
+        assert point.model and point.variant
+
+
+def test_xnnpack_off_gives_the_same_predictions(golden_model, golden_split):
+    from edge.interpreter import Classifier, load_backend
+
+    if not load_backend().can_disable_xnnpack:
+        pytest.skip("this backend cannot turn XNNPACK off")
+    on, off = Classifier(golden_model), Classifier(golden_model, xnnpack=False)
+    for image in golden_split.images:
+        assert np.argmax(on.predict(image)) == np.argmax(off.predict(image))
+
+
+def test_bench_frames_stages(golden_model, golden_dir):
+    from edge.camera_bench import bench_frames
+    from edge.interpreter import Classifier
+
+    bench = bench_frames(Classifier(golden_model), str(golden_dir / "images"), passes=2)
+    assert bench.frames == len(list((golden_dir / "images").iterdir())) and bench.passes == 2
+    assert set(bench.stages) == {"capture", "preprocess", "invoke", "post", "total"}
+    assert bench.stages["capture"].runs == bench.frames  # the first pass is not timed
+    assert bench.stages["total"].p50 >= bench.stages["invoke"].p50 > 0

@@ -340,7 +340,7 @@ def test_bench_table_json_csv(run_edge, golden_model, eval_npz, out_dir):
     )
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert len(lines) == 3 and "p50 ms" in lines[0] and set(lines[1]) <= {"-", " "}
+    assert len(lines) == 4 and "p50 ms" in lines[0] and set(lines[1]) <= {"-", " "}
     doc = json.loads(report.read_text())
     assert {"schema_version", "machine", "settings", "results"} <= set(doc)
     assert doc["settings"]["runs"] == 50 and doc["settings"]["dataset"] == str(eval_npz)
@@ -368,3 +368,67 @@ def test_bench_gate(run_edge, golden_model, eval_npz, out_dir):
         ["bench", golden_model, "--dataset", eval_npz, *FAST_BENCH, "--min-acc", "0"]
     )
     assert passed == 0
+
+
+@pytest.mark.parametrize(
+    ("gate", "value", "reason"),
+    [("--max-p99-ms", "0.000001", "p99 above"), ("--max-rss-mb", "1", "peak RSS above")],
+)
+def test_bench_latency_and_memory_gates(run_edge, golden_model, eval_npz, gate, value, reason):
+    code, _, err = run_edge(
+        ["bench", golden_model, "--dataset", eval_npz, *FAST_BENCH, gate, value]
+    )
+    assert code == 1
+    assert reason in err.strip().splitlines()[-1] and "Traceback" not in err
+    code, _, err = run_edge(
+        ["bench", golden_model, "--dataset", eval_npz, *FAST_BENCH, gate, "1e9"]
+    )
+    assert code == 0, err
+
+
+def test_bench_sweep_and_frames_json(run_edge, golden_model, golden_dir, eval_npz, out_dir):
+    report = out_dir / "bench.json"
+    code, out, err = run_edge(
+        ["bench", golden_model, "--dataset", eval_npz, *FAST_BENCH, "--sweep", "--json", report]
+        + ["--frames", str(golden_dir / "images"), "--passes", "2"]
+    )
+    assert code == 0, err
+    doc = json.loads(report.read_text())
+    assert doc["schema_version"] == 2 and isinstance(doc["warnings"], list)
+    assert {p["threads"] for p in doc["sweep"]} == set(range(1, (os.cpu_count() or 1) + 1))
+    assert all(p["p50"] > 0 for p in doc["sweep"])
+    (stages,) = doc["stages"]
+    assert stages["frames"] == len(list((golden_dir / "images").iterdir()))
+    assert 0 < stages["invoke_ms"] <= stages["total_ms"]
+    assert "XNNPACK" in out and "capture p50/p99 ms" in out
+
+
+def test_bench_frames_missing_fails_before_timing(run_edge, golden_model, eval_npz, tmp_path):
+    code, out, err = run_edge(
+        ["bench", golden_model, "--dataset", eval_npz, "--frames", str(tmp_path / "nothing")]
+    )
+    assert code == 2 and out == ""
+    assert "nothing" in err and "folder of images" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_no_xnnpack(run_edge, golden_model, eval_npz, out_dir):
+    from edge.interpreter import load_backend
+
+    report = out_dir / "bench.json"
+    code, _, err = run_edge(
+        [
+            "bench",
+            golden_model,
+            "--dataset",
+            eval_npz,
+            *FAST_BENCH,
+            "--no-xnnpack",
+            "--json",
+            report,
+        ]
+    )
+    if not load_backend().can_disable_xnnpack:
+        assert code == 2 and "XNNPACK" in err
+        return
+    assert code == 0, err
+    assert json.loads(report.read_text())["results"][0]["xnnpack"] is False

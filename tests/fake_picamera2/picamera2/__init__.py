@@ -6,7 +6,8 @@ bytes set to 255, and its Y plane holds `y_pattern(w, h)` (no value is 255).
 
 Simulations (class attributes, or environment variables for subprocesses):
     Picamera2.no_camera = "runtime" | "index"   (FAKE_PICAMERA2_NO_CAMERA): the constructor
-        raises RuntimeError / IndexError as the real one does when no camera is attached.
+        raises RuntimeError / IndexError as the real one does when no camera is attached,
+        and Picamera2.global_camera_info() lists no camera.
     Picamera2.autofocus = False   (FAKE_PICAMERA2_NO_AUTOFOCUS=1): no "AfMode"/"LensPosition".
     Picamera2.fail_start = True   (FAKE_PICAMERA2_FAIL_START=1): start() raises RuntimeError.
 Every instance is appended to Picamera2.instances and records its method calls in `calls`.
@@ -29,6 +30,14 @@ COMMON_CONTROLS = {
     "FrameDurationLimits": (33333, 120000, None),
 }
 AF_CONTROLS = {"AfMode": (0, 2, 0), "LensPosition": (0.0, 15.0, 1.0)}
+# One entry of Picamera2.global_camera_info(): a Camera Module 3 on the first connector.
+CAMERA_INFO = {
+    "Model": "imx708",
+    "Location": 2,
+    "Rotation": 180,
+    "Id": "/base/soc/i2c0mux/i2c@1/imx708@1a",
+    "Num": 0,
+}
 
 
 def y_pattern(width: int, height: int) -> np.ndarray:
@@ -74,6 +83,13 @@ class Picamera2:
         self.started = False
         self.frames = 0
         Picamera2.instances.append(self)
+
+    @staticmethod
+    def global_camera_info() -> list[dict]:
+        """The attached cameras, as the real static method lists them (none with no_camera)."""
+        if Picamera2.no_camera or os.environ.get("FAKE_PICAMERA2_NO_CAMERA"):
+            return []
+        return [dict(CAMERA_INFO)]
 
     def _make_config(self, main, lores, default_main, controls) -> dict:
         config = {"main": {"format": default_main[0], "size": default_main[1]}}
