@@ -110,6 +110,13 @@ def _bench_frames(args: argparse.Namespace) -> list:
     return results
 
 
+def _backend_name() -> str:
+    from edge.interpreter import load_backend
+
+    backend = load_backend()
+    return f"{backend.name} {backend.version}"
+
+
 def gate_failures(args: argparse.Namespace, rows: list, photos: list) -> list[str]:
     """The reasons the results fail the --min-acc, --max-p99-ms and --max-rss-mb gates."""
     reasons = []
@@ -158,7 +165,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     sweep = _bench_sweep(args) if args.sweep else []
     photos = _bench_photos(args) if args.photos else []
     stages = _bench_frames(args) if args.frames else []
-    warnings = telemetry.compare(before, telemetry.snapshot())
+    after = telemetry.snapshot()
+    warnings = telemetry.compare(before, after)
     for text, present in (
         (format_table(rows), rows),
         (format_sweep_table(sweep), sweep),
@@ -174,7 +182,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     }
     if args.json:
         results = {"rows": rows, "sweep": sweep, "photos": photos, "stages": stages}
-        write_output(args.json, to_json(results, machine_info(), settings, warnings))
+        machine = machine_info() | {
+            "backend": _backend_name(),
+            "telemetry": {"before": before, "after": after},
+        }
+        write_output(args.json, to_json(results, machine, settings, warnings))
     if args.csv and rows:
         write_output(args.csv, to_csv(rows))
     failures = gate_failures(args, rows, photos)

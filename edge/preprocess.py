@@ -55,6 +55,17 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def uint8_percentiles(image: np.ndarray, percents) -> np.ndarray:
+    """Percentiles of a uint8 image from its histogram, equal to np.percentile's (linear
+    interpolation between ranks) at a fraction of the cost of sorting the pixels."""
+    hist = cv2.calcHist([np.ascontiguousarray(image)], [0], None, [256], [0, 256]).ravel()
+    cumulative = np.cumsum(hist)
+    ranks = np.asarray(percents, dtype=np.float64) / 100.0 * (cumulative[-1] - 1)
+    below = np.searchsorted(cumulative, np.floor(ranks), side="right")
+    above = np.searchsorted(cumulative, np.ceil(ranks), side="right")
+    return below + (above - below) * (ranks - np.floor(ranks))
+
+
 def ink_is_dark(grey: np.ndarray, ink: str = "auto") -> bool:
     """Is the ink darker than the paper?
 
@@ -75,7 +86,7 @@ def ink_is_dark(grey: np.ndarray, ink: str = "auto") -> bool:
     if min(grey.shape) >= 32:
         return True
     lo, hi = int(grey.min()), int(grey.max())
-    return float(np.median(grey)) > (lo + hi) / 2.0
+    return float(uint8_percentiles(grey, [50])[0]) > (lo + hi) / 2.0
 
 
 def stroke_width(mask: np.ndarray) -> float:
@@ -145,11 +156,11 @@ def ink_intensity(grey: np.ndarray, ink: str = "auto") -> np.ndarray:
         ink = 255 - grey if dark_ink else grey.copy()
     else:
         ink = paper_reflectance_ink(grey) if dark_ink else flatten_background(grey)
-    lo, hi = np.percentile(ink, [1, 99.9])
+    lo, hi = uint8_percentiles(ink, [1, 99.9])
     if hi - lo < 1:
         return np.zeros_like(ink)
-    stretched = (ink.astype(np.float32) - lo) * (255.0 / (hi - lo))
-    return np.clip(stretched, 0, 255).astype(np.uint8)
+    levels = (np.arange(256, dtype=np.float32) - lo) * (255.0 / (hi - lo))
+    return cv2.LUT(ink, np.clip(levels, 0, 255).astype(np.uint8))
 
 
 def noise_floor(ink: np.ndarray, sigmas: float = NOISE_SIGMAS) -> float:
@@ -158,14 +169,14 @@ def noise_floor(ink: np.ndarray, sigmas: float = NOISE_SIGMAS) -> float:
     When ink covers a tiny part of a frame, Otsu splits the paper's own noise in two; ink
     must also stand out from the paper by several standard deviations of its pixel noise.
     """
-    return float(np.median(ink)) + sigmas * pixel_noise(ink)
+    return float(uint8_percentiles(ink, [50])[0]) + sigmas * pixel_noise(ink)
 
 
 def pixel_noise(image: np.ndarray) -> float:
     """Robust sigma of pixel-level noise: the median absolute deviation of the image minus
     its 5x5 median, so smooth shading and the few ink pixels do not count (at least 1)."""
-    residual = image.astype(np.int16) - cv2.medianBlur(image, 5).astype(np.int16)
-    return max(1.0, 1.4826 * float(np.median(np.abs(residual))))
+    residual = cv2.absdiff(image, cv2.medianBlur(image, 5))
+    return max(1.0, 1.4826 * float(uint8_percentiles(residual, [50])[0]))
 
 
 def binarize(ink: np.ndarray, method: str = "otsu") -> np.ndarray:

@@ -109,15 +109,18 @@ class Character:
     whole: np.ndarray | None = None
 
 
-def compact_height(mask: np.ndarray) -> float:
+def compact_height(stats: np.ndarray) -> float:
     """Ink-weighted median height of the compact components (not long thin runs): about the
-    height of the characters, measured before anything is removed."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    w, h = stats[1:count, cv2.CC_STAT_WIDTH], stats[1:count, cv2.CC_STAT_HEIGHT]
+    height of the characters, measured before anything is removed.
+
+    Args:
+        stats: connectedComponentsWithStats stats of the mask, background row included.
+    """
+    w, h = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
     compact = (w <= MAX_ASPECT * h) & (h <= MAX_ASPECT * w)
     if not compact.any():
         return 0.0
-    return weighted_median(h[compact], stats[1:count, cv2.CC_STAT_AREA][compact])
+    return weighted_median(h[compact], stats[1:, cv2.CC_STAT_AREA][compact])
 
 
 def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
@@ -137,7 +140,7 @@ def working_resolution(grey: np.ndarray) -> tuple[np.ndarray, float]:
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA), 1.0 / factor
 
 
-def remove_rules(mask: np.ndarray) -> np.ndarray:
+def remove_rules(mask: np.ndarray, char_height: float) -> np.ndarray | None:
     """Remove long straight lines (ruled paper, grids, box edges), tilted ones too.
 
     A rule is a straight segment (probabilistic Hough) crossing at least RULE_MIN_FRACTION
@@ -146,22 +149,29 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
 
     Args:
         mask: uint8 0/255 ink mask.
+        char_height: typical character height in pixels (see `compact_height`).
 
     Returns:
-        The mask without the rules.
+        The mask without the rules, or None when there are none.
     """
     h, w = mask.shape
-    char_height = compact_height(mask)
     length = max(RULE_MIN_FRACTION * min(h, w), RULE_MIN_HEIGHTS * char_height)
     if length < 8:
-        return mask
+        return None
     # Faint rules break up and characters interrupt them: bridge gaps of half a character.
     gap = max(2, int(0.5 * char_height), int(length / 50))
+    if not may_hold_rules(mask, length, gap):
+        return None
     segments = cv2.HoughLinesP(
-        mask, 1, np.pi / 360, threshold=int(length * 0.5), minLineLength=int(length), maxLineGap=gap
+        mask,
+        1,
+        np.pi / 360,
+        threshold=int(length * 0.5),
+        minLineLength=int(length),
+        maxLineGap=gap,
     )
     if segments is None:
-        return mask
+        return None
     band = np.zeros_like(mask)
     for x0, y0, x1, y1 in segments.reshape(-1, 4):
         cv2.line(band, (int(x0), int(y0)), (int(x1), int(y1)), 255, 1)
@@ -173,6 +183,23 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
     return cv2.bitwise_or(kept, bridged)
 
 
+def may_hold_rules(mask: np.ndarray, length: float, gap: int) -> bool:
+    """Whether any run of ink, its breaks no longer than `gap`, spans `length`: the cheap
+    necessary condition for a rule, checked on the mask shrunk by half the gap (so the breaks
+    close) before the costly Hough search. Frames without one skip that search."""
+    h, w = mask.shape
+    k = max(1, gap // 2)
+    small = mask
+    if k > 1:
+        small = cv2.resize(mask, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
+    small = cv2.dilate(
+        cv2.threshold(small, 0, 255, cv2.THRESH_BINARY)[1], np.ones((3, 3), np.uint8)
+    )
+    count, _, stats, _ = cv2.connectedComponentsWithStats(small, connectivity=8)
+    spans = np.hypot(stats[1:count, cv2.CC_STAT_WIDTH], stats[1:count, cv2.CC_STAT_HEIGHT])
+    return bool((spans * k >= 0.9 * length).any())
+
+
 def _rule_thickness(mask: np.ndarray, lines: np.ndarray) -> int:
     """Odd kernel size that covers the rules drawn (1 px) in `lines`: ink near them per length."""
     near = cv2.dilate(lines, np.ones((9, 9), np.uint8))
@@ -181,8 +208,9 @@ def _rule_thickness(mask: np.ndarray, lines: np.ndarray) -> int:
     return int(2 * round(min(per_length, 8.0) / 2) + 3)
 
 
-def component_boxes(mask: np.ndarray) -> tuple[list[Box], np.ndarray]:
-    """Connected components of a mask: their boxes and the label image (label i+1 = box i)."""
+def components(mask: np.ndarray) -> tuple[list[Box], np.ndarray, np.ndarray]:
+    """Connected components of a mask: their boxes, the label image (label i+1 = box i) and
+    the stats (background row first)."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     boxes = [
         Box(
@@ -193,7 +221,7 @@ def component_boxes(mask: np.ndarray) -> tuple[list[Box], np.ndarray]:
         )
         for s in stats[1:count]
     ]
-    return boxes, labels
+    return boxes, labels, stats
 
 
 def _column_overlap(a: Box, b: Box) -> float:
@@ -219,11 +247,6 @@ def merge_into_characters(boxes: list[Box], areas: list[int]) -> list[tuple[Box,
         else:
             groups.append((box, [i]))
     return groups
-
-
-def stats_area(labels: np.ndarray, count: int) -> np.ndarray:
-    """Ink pixels per component label (index 0 is the background)."""
-    return np.bincount(labels.ravel(), minlength=count + 1)
 
 
 def ink_weighted_median_height(
@@ -306,8 +329,12 @@ def find_characters(
         raise ValueError("the image is empty")
     grey, scale = working_resolution(to_grey(image))
     strokes = ink_intensity(grey, ink)
-    mask = remove_rules(binarize(strokes, spec.threshold))
-    boxes, labels = component_boxes(mask)
+    mask = binarize(strokes, spec.threshold)
+    boxes, labels, stats = components(mask)
+    without_rules = remove_rules(mask, compact_height(stats))
+    if without_rules is not None:
+        mask = without_rules
+        boxes, labels, stats = components(mask)
     areas = [b.w * b.h for b in boxes]
     kept = sorted(range(len(boxes)), key=lambda i: -areas[i])[:MAX_COMPONENTS]
     kept = sorted(i for i in kept if areas[i] >= MIN_INK_PIXELS)
@@ -315,7 +342,7 @@ def find_characters(
     groups = attach_fragments(groups)
     if not groups:
         return []
-    median_h = ink_weighted_median_height(groups, stats_area(labels, len(boxes)), kept)
+    median_h = ink_weighted_median_height(groups, stats[:, cv2.CC_STAT_AREA], kept)
     chars = [
         (box, [kept[m] + 1 for m in members])
         for box, members in groups

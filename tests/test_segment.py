@@ -113,8 +113,25 @@ def test_remove_rules_keeps_short_strokes():
     mask = np.zeros((200, 300), np.uint8)
     mask[100:102, :] = 255  # a rule across the frame
     mask[40:140, 150:154] = 255  # a stroke shorter than 60% of the height
-    cleaned = remove_rules(mask)
+    cleaned = remove_rules(mask, char_height=100)
     assert cleaned[101, 20] == 0 and cleaned[60, 151] == 255
+
+
+def test_remove_rules_on_a_large_frame_finds_tilted_rules():
+    """The Hough search runs shrunk: rules of a 1600x1200 frame are still found and removed
+    at full resolution, and a character crossing a rule keeps its stroke."""
+    mask = np.zeros((1200, 1600), np.uint8)
+    cv2.line(mask, (0, 300), (1599, 380), 255, 3)  # a rule, slightly tilted
+    mask[250:450, 800:806] = 255  # a stroke crossing it
+    cleaned = remove_rules(mask, char_height=200)
+    assert cleaned[340, 200] == 0 and cleaned[316, 300] == 0  # the rule is gone
+    assert (cleaned[250:450, 800:806] > 0).mean() > 0.9  # the stroke is bridged again
+
+
+def test_remove_rules_without_rules_returns_none():
+    mask = np.zeros((200, 300), np.uint8)
+    mask[40:140, 150:154] = 255
+    assert remove_rules(mask, char_height=100) is None
 
 
 def test_order_lines_sorts_lines_top_to_bottom():

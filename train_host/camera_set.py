@@ -43,7 +43,7 @@ def ink_glyph(digit: np.ndarray, height: int, rng: np.random.Generator) -> np.nd
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
     if pen == "thin":
         mask = cv2.erode(mask, kernel)
-        if cv2.countNonZero(mask) < 0.3 * cv2.countNonZero(big > 100):
+        if cv2.countNonZero(mask) < 0.3 * np.count_nonzero(big > 100):
             mask = (big > 100).astype(np.uint8) * 255
     elif pen == "marker":
         mask = cv2.dilate(mask, kernel)
