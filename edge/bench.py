@@ -20,6 +20,8 @@ from edge.interpreter import Classifier
 WARMUP_RUNS = 50
 TIMED_RUNS = 1000
 MIN_SECONDS = 1.0
+# The timed runs are cut into this many consecutive blocks to see whether the median drifted.
+DRIFT_BLOCKS = 10
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class BenchRow:
     measure_cost_ms: float
     peak_rss_mb: float
     rss_growth_mb: float
+    p50_drift: float = float("nan")
     latency_samples_ms: tuple[float, ...] = ()
 
     @property
@@ -94,6 +97,17 @@ class SweepPoint:
     threads: int
     xnnpack: bool
     latency: LatencyStats
+
+
+def p50_drift(samples_ns: np.ndarray, blocks: int = DRIFT_BLOCKS) -> float:
+    """How far the median moved during the run: the spread (max - min) of the medians of
+    `blocks` consecutive blocks of samples, as a fraction of the overall median. A steady
+    machine gives a few percent; more means other load or a changing clock."""
+    samples = np.asarray(samples_ns, dtype=np.float64)
+    if len(samples) < 2 * blocks:
+        return float("nan")
+    medians = [np.median(b) for b in np.array_split(samples, blocks)]
+    return float((max(medians) - min(medians)) / np.median(samples))
 
 
 def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -281,6 +295,7 @@ def bench_model(
         measure_cost_ms=measurement_cost_ms(),
         peak_rss_mb=peak_rss_mb(),
         rss_growth_mb=rss_growth,
+        p50_drift=p50_drift(ours),
         latency_samples_ms=tuple(np.round(ours / 1e6, 5).tolist()),
     )
 

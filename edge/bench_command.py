@@ -10,6 +10,9 @@ from pathlib import Path
 from edge.commands import EVAL_FILE, write_output
 from edge.errors import EdgeError, GateError
 
+# A run whose median moved more than this between blocks of samples gets a warning.
+DRIFT_LIMIT = 0.10
+
 SETTINGS = (
     "runs",
     "warmup",
@@ -110,6 +113,19 @@ def _bench_frames(args: argparse.Namespace) -> list:
     return results
 
 
+def drift_warnings(rows: list) -> list[str]:
+    """Warn where the median moved more than DRIFT_LIMIT during a model's timed runs."""
+    from edge.bench import DRIFT_BLOCKS
+
+    return [
+        f"{r.path}: p50 drifted {100 * r.p50_drift:.0f}% across {DRIFT_BLOCKS} blocks of the "
+        "run (other load or a changing clock): close other programs, set the performance "
+        "governor (see `edge doctor`) and run again"
+        for r in rows
+        if r.p50_drift > DRIFT_LIMIT
+    ]
+
+
 def _backend_name() -> str:
     from edge.interpreter import load_backend
 
@@ -166,7 +182,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     photos = _bench_photos(args) if args.photos else []
     stages = _bench_frames(args) if args.frames else []
     after = telemetry.snapshot()
-    warnings = telemetry.compare(before, after)
+    warnings = telemetry.compare(before, after) + drift_warnings(rows)
     for text, present in (
         (format_table(rows), rows),
         (format_sweep_table(sweep), sweep),

@@ -55,7 +55,7 @@ def format_table(rows: list[BenchRow]) -> str:
         f"  {r.model} {r.variant}: load {r.load_ms:.1f} ms, first inference "
         f"{r.first_inference_ms:.2f} ms, tensors {r.tensor_bytes / 1024:.0f} KB, RSS growth "
         f"{r.rss_growth_mb:+.1f} MB, timer cost {1000 * r.measure_cost_ms:.2f} us "
-        f"({100 * r.measure_cost_ratio:.2f}% of p50)"
+        f"({100 * r.measure_cost_ratio:.2f}% of p50), p50 drift {100 * r.p50_drift:.1f}%"
         for r in rows
     ]
     return "\n".join(lines)

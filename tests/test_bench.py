@@ -18,6 +18,7 @@ from edge.bench import (
     check_split,
     machine_info,
     measurement_cost_ms,
+    p50_drift,
     sweep_model,
     sweep_settings,
     time_calls,
@@ -229,3 +230,11 @@ def test_bench_frames_stages(golden_model, golden_dir):
     assert set(bench.stages) == {"capture", "preprocess", "invoke", "post", "total"}
     assert bench.stages["capture"].runs == bench.frames  # the first pass is not timed
     assert bench.stages["total"].p50 >= bench.stages["invoke"].p50 > 0
+
+
+def test_p50_drift():
+    steady = np.full(100, 1_000_000)
+    assert p50_drift(steady) == 0.0
+    slowing = np.concatenate([np.full(50, 1_000_000), np.full(50, 1_500_000)])
+    assert p50_drift(slowing) == pytest.approx(0.5 / 1.25)  # block medians 1.0 and 1.5 ms
+    assert np.isnan(p50_drift(np.ones(5)))
