@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from edge.camera_bench import edit_distance
@@ -181,3 +182,41 @@ def test_live_writes_a_video(run_edge, golden_model, pages, tmp_path):
         frames += 1
     capture.release()
     assert frames == 3
+
+
+def _hand_in_view(rng) -> np.ndarray:
+    """Paper with a few digits and a skin-toned hand with fingers and its shadow over it."""
+    frame = np.full((480, 640, 3), (200, 205, 210), np.uint8)
+    cv2.putText(frame, "3 7", (60, 200), cv2.FONT_HERSHEY_SIMPLEX, 3, (40, 40, 40), 6)
+    cv2.ellipse(frame, (520, 420), (220, 160), 30, 0, 360, (90, 110, 140), -1)  # shadow
+    cv2.ellipse(frame, (500, 400), (200, 140), 30, 0, 360, (150, 170, 215), -1)  # palm
+    for k in range(4):
+        cv2.line(frame, (380 + 40 * k, 330), (300 + 50 * k, 120), (150, 170, 215), 34)
+    return cv2.add(frame, rng.integers(0, 12, frame.shape, dtype=np.uint8))
+
+
+@pytest.mark.parametrize(
+    "kind", ["black", "white", "over-exposed", "empty paper", "hand", "noise", "tiny", "grey"]
+)
+def test_no_crash_on_any_frame(golden_model, kind):
+    """Whatever the camera sends, the reader returns a reading (perhaps empty), never raises."""
+    from edge.interpreter import Classifier
+    from edge.pipeline import read_frame
+
+    rng = np.random.default_rng(0)
+    frames = {
+        "black": np.zeros((480, 640, 3), np.uint8),
+        "white": np.full((480, 640, 3), 255, np.uint8),
+        "over-exposed": np.clip(rng.normal(250, 6, (480, 640, 3)), 0, 255).astype(np.uint8),
+        "empty paper": np.clip(rng.normal(200, 4, (480, 640, 3)), 0, 255).astype(np.uint8),
+        "hand": _hand_in_view(rng),
+        "noise": rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
+        "tiny": np.full((3, 2, 3), 128, np.uint8),
+        "grey": np.full((480, 640), 90, np.uint8),
+    }
+    reading = read_frame(frames[kind], Classifier(golden_model), min_confidence=0.5)
+    assert isinstance(reading.text, str)
+    if kind in ("black", "white", "empty paper", "tiny", "grey"):
+        assert reading.text == ""  # nothing to read is read as nothing
+    for char in reading.chars:
+        assert char.crop.shape == (28, 28)

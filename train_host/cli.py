@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from edge.errors import EdgeError
@@ -79,6 +80,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     camera.add_argument("--max-length", type=int, default=8, help="longest string (8)")
     camera.add_argument("--seed", type=int, default=0, help="random seed (0)")
+
+    reproduce = sub.add_parser(
+        "reproduce", help="reproduce a seed paper's experiment (metrics, plots, TFLite models)"
+    )
+    reproduce.add_argument(
+        "experiment", type=str, help="seed-001, seed-002 or seed-003 (`list` shows them)"
+    )
+    reproduce.add_argument(
+        "--quick", action="store_true", help="few epochs and trials: checks the pipeline (CI)"
+    )
+    reproduce.add_argument("--out", type=Path, default=Path("runs"), help="parent folder (runs)")
+    reproduce.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    reproduce.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
+    reproduce.add_argument("--trials", type=int, default=None, help="override search trials")
+    reproduce.add_argument(
+        "--storage",
+        type=str,
+        default=None,
+        help="Optuna storage URL shared by workers (default: sqlite file in the run folder); "
+        "a search resumes where it stopped",
+    )
+    reproduce.add_argument("--no-export", action="store_true", help="skip the TFLite export")
+    reproduce.add_argument(
+        "--models", type=str, default=None, help="comma-separated subset of the experiment's models"
+    )
+    reproduce.add_argument(
+        "--batch-size", type=int, default=None, help="override every model's batch size"
+    )
 
     data = sub.add_parser("data", help="download or check data sets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -181,7 +210,41 @@ def cmd_camera_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from train_host.reproduce import EXPERIMENTS, run_experiment
+    from train_host.reproduce.common import METRICS_FILE, Options
+
+    if args.experiment == "list":
+        for name, (_, about) in EXPERIMENTS.items():
+            print(f"{name}  {about}")
+        return 0
+    if args.experiment not in EXPERIMENTS:
+        raise EdgeError(
+            f"unknown experiment {args.experiment!r}: use one of {', '.join(EXPERIMENTS)}"
+        )
+    options = Options(
+        quick=args.quick,
+        out=args.out,
+        seed=args.seed,
+        epochs=args.epochs,
+        trials=args.trials,
+        storage=args.storage,
+        export=not args.no_export,
+        models=tuple(args.models.split(",")) if args.models else None,
+        batch_size=args.batch_size,
+        progress=lambda line: print(line, flush=True),
+    )
+    start = time.perf_counter()
+    run_experiment(args.experiment, options)
+    print(
+        f"done: {args.experiment} in {time.perf_counter() - start:.0f} s -> "
+        f"{args.out / args.experiment / METRICS_FILE}"
+    )
+    return 0
+
+
 COMMANDS = {
+    "reproduce": cmd_reproduce,
     "train": cmd_train,
     "export": cmd_export,
     "data": cmd_data,

@@ -1,0 +1,264 @@
+"""What every seed reproduction shares: options, data splits, Keras fitting with a history,
+metrics and plots written to `runs/<experiment>/`, and export of the best model to TFLite."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.atomic import atomic_write_bytes
+from edge.preprocess import PreprocessSpec, to_model_input
+from train_host.data import load_dataset, train_val_split
+
+METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run an experiment.
+
+    Attributes:
+        quick: few epochs and trials (CI); the paper's scale otherwise.
+        out: parent folder of the run folders (`runs/`).
+        seed: random seed of splits, initialisation and searches.
+        epochs: override the epochs of every model (None: the experiment's choice).
+        trials: override the number of search trials (None: the experiment's choice).
+        storage: Optuna storage URL (None: a SQLite file in the run folder).
+        export: export the best model to every TFLite variant.
+        models: run only these of the experiment's models (None: all).
+        batch_size: override the batch size of every model (None: the paper's).
+        progress: called with one line per step.
+    """
+
+    quick: bool = False
+    out: Path = Path("runs")
+    seed: int = 0
+    epochs: int | None = None
+    trials: int | None = None
+    storage: str | None = None
+    export: bool = True
+    models: tuple[str, ...] | None = None
+    batch_size: int | None = None
+    progress: Callable[[str], None] = print
+
+    def wants(self, model: str) -> bool:
+        """Whether this run includes the named model."""
+        return self.models is None or model in self.models
+
+    def run_dir(self, name: str) -> Path:
+        """The experiment's folder (created)."""
+        path = self.out / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def storage_url(self, name: str) -> str:
+        """Where the experiment's Optuna studies live: the given URL or a SQLite file."""
+        if self.storage:
+            return self.storage
+        return f"sqlite:///{(self.run_dir(name) / 'optuna.db').resolve()}"
+
+    def pick(self, quick: int, full: int, override: int | None = None) -> int:
+        """The override if given, else the quick or full count."""
+        return override if override is not None else (quick if self.quick else full)
+
+
+@dataclass(frozen=True)
+class Data:
+    """Train / validation / test arrays of one dataset, as model inputs."""
+
+    name: str
+    classes: tuple[str, ...]
+    spec: PreprocessSpec
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    test_split: object = field(repr=False, default=None)
+    train_sha256: str = ""
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])
+
+
+def load_data(
+    name: str,
+    spec: PreprocessSpec,
+    val_fraction: float,
+    seed: int,
+    limit: int | None = None,
+) -> Data:
+    """Load a dataset, carve a stratified validation split from its training data, and scale
+    both as `spec` says; `limit` keeps only that many training images (quick runs)."""
+    full = load_dataset(name, "train")
+    train, val = train_val_split(full, val_fraction, seed)
+    test = load_dataset(name, "test")
+    if limit is not None:
+        keep = np.random.default_rng(seed).permutation(len(train.labels))[:limit]
+        train = type(train)(
+            train.name, "train", train.images[keep], train.labels[keep], train.classes
+        )
+    return Data(
+        name=name,
+        classes=tuple(full.classes),
+        spec=spec,
+        x_train=to_model_input(train.images, spec),
+        y_train=train.labels,
+        x_val=to_model_input(val.images, spec),
+        y_val=val.labels,
+        x_test=to_model_input(test.images, spec),
+        y_test=test.labels,
+        test_split=test,
+        train_sha256=full.sha256,
+    )
+
+
+def epoch_progress(name: str, epochs: int, progress: Callable[[str], None]):
+    """A Keras callback printing one line per epoch: validation accuracy and elapsed time."""
+    import keras
+
+    class EpochLine(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            val = (logs or {}).get("val_accuracy", float("nan"))
+            elapsed = time.perf_counter() - self.start
+            progress(f"  {name} epoch {epoch + 1}/{epochs}: val {100 * val:.2f}% ({elapsed:.0f} s)")
+
+    return EpochLine()
+
+
+def fit(model, data: Data, optimizer, epochs: int, batch_size: int, callbacks=(), verbose=0):
+    """Compile and fit with validation each epoch; returns (history dict, seconds)."""
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    start = time.perf_counter()
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=(data.x_val, data.y_val),
+        callbacks=list(callbacks),
+        verbose=verbose,
+    )
+    seconds = time.perf_counter() - start
+    return {k: [float(v) for v in vals] for k, vals in history.history.items()}, seconds
+
+
+def accuracy_of(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy of class probabilities."""
+    return float(np.mean(np.argmax(probs, axis=1) == labels))
+
+
+def predict(model, x: np.ndarray) -> np.ndarray:
+    """Class probabilities of a Keras model, batched."""
+    return model.predict(x, batch_size=512, verbose=0)
+
+
+def write_metrics(run_dir: Path, metrics: dict) -> Path:
+    """Write the experiment's metrics.json atomically."""
+    return atomic_write_bytes(run_dir / METRICS_FILE, json.dumps(metrics, indent=2).encode())
+
+
+def roc_auc_per_class(labels: np.ndarray, probs: np.ndarray, classes) -> dict[str, float]:
+    """One-vs-rest ROC AUC of every class."""
+    from sklearn.metrics import roc_auc_score
+
+    return {
+        str(c): float(roc_auc_score(labels == i, probs[:, i]))
+        for i, c in enumerate(classes)
+        if 0 < np.sum(labels == i) < len(labels)
+    }
+
+
+def export_model(
+    builder: Callable[[int | None], object],
+    model,
+    data: Data,
+    out_dir: Path,
+    name: str,
+    record: dict,
+    progress=print,
+) -> list:
+    """Export a trained Keras model to every TFLite variant with sidecars, checked by the
+    edge runtime on the test split, plus the split itself for `edge bench`.
+
+    Args:
+        builder: builds the same architecture for a batch size (1 for export).
+        model: the trained model (its weights are copied).
+        data: the data it was trained on.
+        out_dir: folder for the .tflite files and sidecars.
+        name: the model's name in its sidecar.
+        record: training facts for the sidecar (params, best_epoch, val_accuracy, ...).
+    """
+    from edge.datasets import save_npz_split
+    from train_host.export import EVAL_FILE, export_variant
+    from train_host.quantize import VARIANTS
+    from train_host.train import TrainConfig
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    export = builder(1)
+    export.set_weights(model.get_weights())
+    config = TrainConfig(dataset=data.name, model=name, preprocess=data.spec)
+    full_record = {
+        "config": asdict(config),
+        "classes": list(data.classes),
+        "params": int(model.count_params()),
+        "best_epoch": record.get("best_epoch"),
+        "val_accuracy": record.get("val_accuracy"),
+        "train_seconds": record.get("train_seconds"),
+        "model_options": record.get("options", {}),
+        "data": {
+            "dataset": data.name,
+            "train_sha256": data.train_sha256,
+            "train_size": len(data.y_train),
+            "val_size": len(data.y_val),
+        },
+    }
+    float_acc = accuracy_of(predict(model, data.x_test), data.y_test)
+    pick = np.random.default_rng(0).choice(len(data.x_train), min(500, len(data.x_train)), False)
+    rep = data.x_train[np.sort(pick)]
+    save_npz_split(data.test_split, out_dir / EVAL_FILE)
+    results = []
+    for variant in VARIANTS:
+        result = export_variant(
+            export, variant, out_dir, full_record, config, data.test_split, float_acc, rep
+        )
+        progress(f"  {result.line()}")
+        results.append(result)
+    return results
+
+
+def host_latency_ms(model_path: Path, runs: int = 300) -> float:
+    """p50 latency (ms) of one exported model on this host, with the edge runtime."""
+    from edge.bench import bench_model
+    from edge.datasets import load_npz_split
+    from train_host.export import EVAL_FILE
+
+    split = load_npz_split(model_path.parent / EVAL_FILE)
+    small = type(split)(
+        split.name, split.split, split.images[:256], split.labels[:256], split.classes
+    )
+    return bench_model(model_path, small, runs=runs, warmup=20, min_seconds=0.3).latency.p50
+
+
+def export_summary(results: list) -> dict:
+    """Size, accuracy and host p50 latency of each exported variant (JSON-ready)."""
+    return {
+        r.variant: {
+            "path": str(r.path),
+            "size_bytes": r.size_bytes,
+            "tflite_accuracy": r.tflite_accuracy,
+            "float_accuracy": r.float_accuracy,
+            "host_p50_ms": host_latency_ms(r.path),
+        }
+        for r in results
+    }

@@ -1,0 +1,111 @@
+"""PNG figures of the seed reproductions: learning curves, confusion matrix, ROC curves,
+search history and hyperparameter importance (matplotlib, Agg, atomic writes)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from edge.atomic import atomic_write_bytes
+
+
+def _figure(width: float = 7.0, height: float = 4.5):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, *plt.subplots(figsize=(width, height))
+
+
+def _save(plt, fig, path: Path) -> Path:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def learning_curves(histories: dict[str, dict], path: Path, title: str) -> Path:
+    """Validation (solid) and training (dotted) accuracy per epoch of each named model."""
+    plt, fig, ax = _figure()
+    for i, (name, history) in enumerate(histories.items()):
+        colour = f"C{i % 10}"
+        epochs = np.arange(1, len(history["val_accuracy"]) + 1)
+        ax.plot(epochs, history["val_accuracy"], color=colour, label=f"{name} (val)")
+        ax.plot(epochs, history["accuracy"], color=colour, linestyle=":", alpha=0.7)
+    ax.set(
+        xlabel="epoch", ylabel="accuracy", title=f"{title}: validation (solid), training (dotted)"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(plt, fig, path)
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes, path: Path, title: str):
+    """Counts of true class (rows) against predicted class (columns)."""
+    n = len(classes)
+    counts = np.zeros((n, n), np.int64)
+    np.add.at(counts, (labels, predicted), 1)
+    plt, fig, ax = _figure(6.0, 5.5)
+    ax.imshow(np.log1p(counts), cmap="Blues")
+    for (r, c), v in np.ndenumerate(counts):
+        if v:
+            ax.text(c, r, str(v), ha="center", va="center", fontsize=6 if n > 12 else 8)
+    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true", title=title)
+    ax.set_xticklabels(classes)
+    ax.set_yticklabels(classes)
+    return _save(plt, fig, path)
+
+
+def roc_curves(labels: np.ndarray, probs: np.ndarray, classes, path: Path, title: str) -> Path:
+    """One-vs-rest ROC curve of every class, its AUC in the legend."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    plt, fig, ax = _figure(6.0, 5.5)
+    for i, c in enumerate(classes):
+        truth = labels == i
+        if 0 < truth.sum() < len(truth):
+            fpr, tpr, _ = roc_curve(truth, probs[:, i])
+            ax.plot(fpr, tpr, label=f"{c}: AUC {roc_auc_score(truth, probs[:, i]):.4f}")
+    ax.set(xscale="log", xlim=(1e-4, 1), xlabel="false positive rate (log)")
+    ax.set(ylabel="true positive rate", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(plt, fig, path)
+
+
+def search_history(values: list[float], path: Path, title: str) -> Path:
+    """Each trial's objective and the best so far."""
+    plt, fig, ax = _figure()
+    trials = np.arange(len(values))
+    finite = np.asarray(values, dtype=np.float64)
+    ax.scatter(trials, finite, s=12, label="trial")
+    ax.plot(
+        trials, np.fmax.accumulate(np.nan_to_num(finite, nan=-np.inf)), color="C1", label="best"
+    )
+    ax.set(xlabel="trial", ylabel="validation accuracy", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(plt, fig, path)
+
+
+def importance(scores: dict[str, float], path: Path, title: str) -> Path:
+    """Horizontal bars of hyperparameter importance."""
+    plt, fig, ax = _figure(6.0, 3.5)
+    names = list(scores)[::-1]
+    ax.barh(names, [scores[n] for n in names])
+    ax.set(xlabel="importance (fANOVA)", title=title)
+    return _save(plt, fig, path)
+
+
+def bars(values: dict[str, float], path: Path, title: str, xlabel: str) -> Path:
+    """Horizontal bars of named values (e.g. gradient magnitude per layer)."""
+    plt, fig, ax = _figure(6.5, 0.4 * len(values) + 1.5)
+    names = list(values)[::-1]
+    ax.barh(names, [values[n] for n in names])
+    ax.set(xlabel=xlabel, title=title)
+    ax.set_xscale("log")
+    return _save(plt, fig, path)
