@@ -79,6 +79,22 @@ def test_load_dataset_names(shared_data):
     assert len(data.load_dataset("mnist", "test", shared_data)) == 10000
 
 
+def test_usps28_is_usps_in_mnist_format(shared_data):
+    """USPS digits fill their 16x16 box; in MNIST's format they sit in a 20x20 box centred by
+    mass in 28x28, with the labels unchanged."""
+    usps, usps28 = data.load_dataset("usps", "test"), data.load_dataset("usps28", "test")
+    assert usps28.images.shape == (len(usps), 28, 28) and usps28.images.dtype == np.uint8
+    assert np.array_equal(usps28.labels, usps.labels) and usps28.classes == usps.classes
+    ink = usps28.images.astype(np.float64)
+    ys, xs = np.indices((28, 28))
+    cy = (ink * ys).sum((1, 2)) / ink.sum((1, 2))
+    cx = (ink * xs).sum((1, 2)) / ink.sum((1, 2))
+    assert np.abs(cy - 14).max() < 1.5 and np.abs(cx - 14).max() < 1.5
+    border = usps28.images.copy()
+    border[:, 3:25, 3:25] = 0
+    assert np.mean(border.max(axis=(1, 2)) == 0) > 0.95  # a 20x20 glyph leaves the rim empty
+
+
 def test_train_val_split(digits_28):
     whole = Split("digits", "train", *digits_28, tuple("0123456789"))
     train, val = data.train_val_split(whole, 0.1, seed=3)

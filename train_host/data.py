@@ -43,7 +43,9 @@ __all__ = [
 ]
 
 DIGITS_NAME = "digits"
-DATASET_CHOICES = (DIGITS_NAME, *DATASET_NAMES)
+# USPS brought to MNIST's 28x28 format, so a USPS model reads camera crops like an MNIST one.
+USPS28_NAME = "usps28"
+DATASET_CHOICES = (DIGITS_NAME, USPS28_NAME, *DATASET_NAMES)
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SEED = 0
 DIGITS_MAX_VALUE = 16  # sklearn's 8x8 digits count ink in 0..16
@@ -84,11 +86,7 @@ def load_digits_28() -> tuple[np.ndarray, np.ndarray]:
 
     bunch = load_digits()
     grey = np.round(bunch.images * (255.0 / DIGITS_MAX_VALUE)).astype(np.uint8)
-    size = (DIGITS_UPSAMPLE, DIGITS_UPSAMPLE)
-    images = np.stack(
-        [normalize_character(cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)) for img in grey]
-    )
-    return images, bunch.target.astype(np.int64)
+    return mnist_format(grey), bunch.target.astype(np.int64)
 
 
 def _subset(split: Split, index: np.ndarray, name: str) -> Split:
@@ -126,11 +124,26 @@ def train_val_split(split: Split, val_fraction: float = 0.1, seed: int = 0) -> t
     return _subset(split, train_index, "train"), _subset(split, val_index, "val")
 
 
+def mnist_format(images: np.ndarray, upsample: int = DIGITS_UPSAMPLE) -> np.ndarray:
+    """Small uint8 ink-high digits brought to 28x28 the way MNIST was made: upsampled
+    (bilinear) for sub-pixel detail, fitted into 20x20 keeping aspect, placed by centre of mass."""
+    size = (upsample, upsample)
+    return np.stack(
+        [normalize_character(cv2.resize(i, size, interpolation=cv2.INTER_LINEAR)) for i in images]
+    )
+
+
+def load_usps_28(split: str, root: Path | None = None) -> Split:
+    """USPS (16x16 digits that fill their box) in MNIST's 28x28 format."""
+    usps = load_split("usps", split, root)
+    return Split(USPS28_NAME, split, mnist_format(usps.images), usps.labels, usps.classes)
+
+
 def load_dataset(name: str, split: str, root: Path | None = None) -> Split:
     """Load a split of any dataset: "digits" (bundled with scikit-learn) or an edge dataset.
 
     "digits" is split 80/20, stratified, with a fixed seed, so "train" and "test" never
-    overlap and are the same on every machine.
+    overlap and are the same on every machine. "usps28" is USPS in MNIST's format.
 
     Args:
         name: one of DATASET_CHOICES.
@@ -140,6 +153,8 @@ def load_dataset(name: str, split: str, root: Path | None = None) -> Split:
     Returns:
         The Split.
     """
+    if name == USPS28_NAME:
+        return load_usps_28(split, root)
     if name != DIGITS_NAME:
         if name not in DATASET_NAMES:
             raise unknown_dataset_error(name, DATASET_CHOICES)

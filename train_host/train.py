@@ -19,6 +19,7 @@ DEFAULT_EPOCHS = {
     ("digits", "cnn"): 40,
     ("digits", "pca-mlp"): 100,
     ("mnist", "cnn"): 12,
+    ("usps28", "cnn"): 40,
     ("mnist", "pca-mlp"): 30,
 }
 MODEL_FILE = "model.keras"
