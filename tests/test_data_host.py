@@ -90,9 +90,11 @@ def test_usps28_is_usps_in_mnist_format(shared_data):
     cy = (ink * ys).sum((1, 2)) / ink.sum((1, 2))
     cx = (ink * xs).sum((1, 2)) / ink.sum((1, 2))
     assert np.abs(cy - 14).max() < 1.5 and np.abs(cx - 14).max() < 1.5
-    border = usps28.images.copy()
-    border[:, 3:25, 3:25] = 0
-    assert np.mean(border.max(axis=(1, 2)) == 0) > 0.95  # a 20x20 glyph leaves the rim empty
+    rim = ink.copy()
+    rim[:, 3:25, 3:25] = 0
+    # a 20x20 glyph leaves the 3-pixel rim nearly empty (USPS's faint halo may reach it)
+    assert np.median(rim.sum((1, 2)) / ink.sum((1, 2))) == 0.0
+    assert (rim.sum((1, 2)) / ink.sum((1, 2))).max() < 0.15
 
 
 def test_train_val_split(digits_28):
