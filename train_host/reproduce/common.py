@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,19 @@ from edge.preprocess import PreprocessSpec, to_model_input
 from train_host.data import load_dataset, train_val_split
 
 METRICS_FILE = "metrics.json"
+# Training facts of an experiment's record copied into the exported sidecar.
+SIDECAR_SETTINGS = (
+    "optimizer",
+    "learning_rate",
+    "momentum",
+    "epochs",
+    "batch_size",
+    "dropout",
+    "val_fraction",
+    "seed",
+    "params",
+    "options",
+)
 
 
 @dataclass(frozen=True)
@@ -94,12 +107,14 @@ def load_data(
     val_fraction: float,
     seed: int,
     limit: int | None = None,
+    splits: tuple[str, str] = ("train", "test"),
 ) -> Data:
     """Load a dataset, carve a stratified validation split from its training data, and scale
-    both as `spec` says; `limit` keeps only that many training images (quick runs)."""
-    full = load_dataset(name, "train")
+    both as `spec` says; `limit` keeps only that many training images (quick runs); `splits`
+    names the training and test splits (e.g. emnist-balanced's "train-6to1", "test-6to1")."""
+    full = load_dataset(name, splits[0])
     train, val = train_val_split(full, val_fraction, seed)
-    test = load_dataset(name, "test")
+    test = load_dataset(name, splits[1])
     if limit is not None:
         keep = np.random.default_rng(seed).permutation(len(train.labels))[:limit]
         train = type(train)(
@@ -208,8 +223,10 @@ def export_model(
     export = builder(1)
     export.set_weights(model.get_weights())
     config = TrainConfig(dataset=data.name, model=name, preprocess=data.spec)
+    settings = {k: record[k] for k in SIDECAR_SETTINGS if k in record}
     full_record = {
-        "config": asdict(config),
+        # the experiment's own settings, not TrainConfig's defaults, which it did not use
+        "config": {"dataset": data.name, "model": name, "experiment_settings": settings},
         "classes": list(data.classes),
         "params": int(model.count_params()),
         "best_epoch": record.get("best_epoch"),

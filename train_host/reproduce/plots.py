@@ -1,5 +1,5 @@
 """PNG figures of the seed reproductions: learning curves, confusion matrix, ROC curves,
-search history and hyperparameter importance (matplotlib, Agg, atomic writes)."""
+search history, hyperparameter importance and densities (matplotlib, Agg, atomic writes)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import numpy as np
 from edge.atomic import atomic_write_bytes
 
 
-def _figure(width: float = 7.0, height: float = 4.5):
+def _figure(width: float = 7.0, height: float = 4.5, ncols: int = 1):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt, *plt.subplots(figsize=(width, height))
+    return plt, *plt.subplots(1, ncols, figsize=(width, height), squeeze=ncols == 1)
 
 
 def _save(plt, fig, path: Path) -> Path:
@@ -108,4 +108,25 @@ def bars(values: dict[str, float], path: Path, title: str, xlabel: str) -> Path:
     ax.barh(names, [values[n] for n in names])
     ax.set(xlabel=xlabel, title=title)
     ax.set_xscale("log")
+    return _save(plt, fig, path)
+
+
+def densities(samples: dict[str, tuple], bounds: dict[str, tuple], path: Path, title: str):
+    """Kernel density of each hyperparameter over all trials and over the best ones, the
+    interval chosen from the best shaded; samples: name -> (all values, best values)."""
+    from scipy.stats import gaussian_kde
+
+    plt, fig, axes = _figure(4.0 * len(samples), 3.5, ncols=len(samples))
+    for ax, (name, groups) in zip(axes[0], samples.items(), strict=True):
+        low, high = min(*groups[0], bounds[name][0]), max(*groups[0], bounds[name][1])
+        margin = 0.1 * (high - low) or 0.1
+        grid = np.linspace(low - margin, high + margin, 200)
+        for label, values in zip(("all trials", "best 20%"), groups, strict=True):
+            if len(values) > 1 and np.ptp(values) > 0:
+                ax.plot(grid, gaussian_kde(values)(grid), label=label)
+            ax.plot(values, np.zeros(len(values)), "|", markersize=12)
+        ax.axvspan(*bounds[name], alpha=0.15, color="C2", label="fine interval")
+        ax.set(xlabel=name, ylabel="density")
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
     return _save(plt, fig, path)

@@ -1,0 +1,126 @@
+"""`train-host reproduce seed-003 --quick`: the paper's LeNet (15,626 parameters) trains, the
+Optuna study runs and resumes without extra trials, the ensemble is scored against the
+paper, plotted, and the best single model is exported for the edge runtime."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("sklearn")
+pytest.importorskip("optuna")
+
+pytestmark = [pytest.mark.host, pytest.mark.slow]
+
+PNGS = ("learning_curves.png", "confusion.png", "roc.png", "search_history.png", "importance.png")
+
+
+def test_lenet_has_the_papers_parameter_count():
+    from train_host.reproduce.seed_003_setup import PAPER_PARAMS, lenet
+
+    assert PAPER_PARAMS == 15626
+    assert lenet().count_params() == 15626
+    assert lenet(batch_size=1).count_params() == 15626
+
+
+def test_papers_best_trial_lies_in_the_search_space():
+    from optuna.trial import FixedTrial
+
+    from train_host.reproduce.seed_003_setup import PAPER_BEST, lenet, suggest
+
+    assert suggest(FixedTrial(PAPER_BEST)) == PAPER_BEST
+    assert lenet(params=PAPER_BEST).count_params() > 15626
+
+
+def run_cli(out, *extra) -> int:
+    from train_host.cli import main
+
+    return main(["reproduce", "seed-003", "--quick", "--out", str(out), *extra])
+
+
+def trial_states(run_dir) -> list[str]:
+    import optuna
+
+    study = optuna.load_study(study_name="seed-003-lenet", storage=f"sqlite:///{run_dir}/optuna.db")
+    return [t.state.name for t in study.trials]
+
+
+@pytest.fixture(scope="module")
+def quick_run(shared_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HWR_DATA_DIR", str(shared_data))
+        assert run_cli(out) == 0
+    return out / "seed-003"
+
+
+def test_quick_run_metrics_are_sane(quick_run):
+    metrics = json.loads((quick_run / "metrics.json").read_text())
+    assert metrics["images"] == {"train": 1200, "val": 400, "paper_test": 400}
+    assert metrics["paper"] == {"baseline": 0.965, "optimized": 0.978, "ensemble": 0.985}
+    assert metrics["baseline"]["params"] == metrics["paper_params"] == 15626
+    for name in ("baseline", "optimized"):
+        for split in ("paper_test_accuracy", "mnist_test_accuracy", "val_accuracy"):
+            assert 0.0 < metrics[name][split]["mean"] <= 1.0
+    assert len(metrics["optimized"]["runs"]) == metrics["ensemble"]["members"] == 2
+    assert 0.0 < metrics["ensemble"]["paper_test_accuracy"] <= 1.0
+    assert 0.0 < metrics["ensemble"]["mnist_test_accuracy"] <= 1.0
+    # one epoch on 1,200 images: far from the paper, but already better than chance
+    assert sum(metrics["ensemble"]["roc_auc"].values()) / 10 > 0.55
+    search = metrics["search"]
+    assert search["trials_completed"] + search["trials_pruned"] == search["target_trials"] == 3
+    assert set(search["best_params"]) == set(search["paper_best_params"])
+    assert set(search["importance"]) == set(search["best_params"])
+    assert set(metrics["seconds"]) >= {"data", "baseline", "search", "ensemble", "export"}
+    for png in PNGS:
+        assert (quick_run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quick_run_exports_what_edge_runs(quick_run):
+    import numpy as np
+
+    from edge.datasets import load_npz_split
+    from edge.interpreter import Classifier
+
+    metrics = json.loads((quick_run / "metrics.json").read_text())
+    int8 = metrics["export"]["variants"]["int8"]
+    assert metrics["export"]["model"] in ("baseline", "optimized")
+    assert int8["host_p50_ms"] > 0
+    split = load_npz_split(quick_run / "models" / "test-split.npz")
+    assert len(split) == metrics["mnist_test_images"] == 1000
+    predicted = np.argmax(
+        Classifier(quick_run / "models" / "int8.tflite").predict_batch(split.images), 1
+    )
+    assert np.mean(predicted == split.labels) == pytest.approx(int8["tflite_accuracy"], abs=0.01)
+
+
+def test_search_resumes_without_extra_trials(quick_run, tmp_path, shared_data, monkeypatch):
+    monkeypatch.setenv("HWR_DATA_DIR", str(shared_data))
+    shutil.copytree(quick_run, tmp_path / "seed-003")
+    run_dir = tmp_path / "seed-003"
+    assert len(trial_states(run_dir)) == 3
+    assert run_cli(tmp_path, "--models", "search", "--no-export") == 0
+    assert len(trial_states(run_dir)) == 3
+    assert json.loads((run_dir / "metrics.json").read_text())["search"]["trials_run_now"] == 0
+    assert run_cli(tmp_path, "--models", "search", "--no-export", "--trials", "4") == 0
+    assert len(trial_states(run_dir)) == 4
+    assert json.loads((run_dir / "metrics.json").read_text())["search"]["trials_run_now"] == 1
+
+
+def test_resuming_with_other_epochs_is_one_line_error(
+    quick_run, tmp_path, shared_data, capsys, monkeypatch
+):
+    monkeypatch.setenv("HWR_DATA_DIR", str(shared_data))
+    shutil.copytree(quick_run, tmp_path / "seed-003")
+    assert run_cli(tmp_path, "--models", "search", "--epochs", "2") == 2
+    err = capsys.readouterr().err
+    assert "was run with" in err and "--storage" in err and len(err.strip().splitlines()) == 1
+
+
+def test_unknown_stage_is_one_line_error(tmp_path, capsys):
+    assert run_cli(tmp_path, "--models", "nope") == 2
+    err = capsys.readouterr().err
+    assert "no such model" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,129 @@
+"""Optuna helpers shared by the seed searches: a resumable study, a Keras pruning callback,
+running only the trials still missing, and fANOVA importance."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from edge.errors import EdgeError
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+MIN_TRIALS_FOR_IMPORTANCE = 2
+
+
+def create_study(name: str, storage: str, pruner=None) -> optuna.Study:
+    """Create the named study (maximised; median pruning unless told) or load it to resume."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
+    return optuna.create_study(
+        study_name=name,
+        storage=storage,
+        load_if_exists=True,
+        direction="maximize",
+        pruner=pruner or optuna.pruners.MedianPruner(),
+    )
+
+
+def open_study(
+    name: str,
+    storage: str,
+    seed: int,
+    pruner=None,
+    sampler=optuna.samplers.TPESampler,
+    *,
+    protocol: dict | None = None,
+) -> optuna.Study:
+    """`create_study` with a seeded sampler (TPE unless another sampler class is given) whose
+    seed moves on by the trials already stored, so a resumed search draws new points instead
+    of replaying its first ones. `protocol` (what the trials' scores depend on: data size,
+    epochs, ...) is stored with a new study and must match when one is resumed."""
+    study = create_study(name, storage, pruner)
+    if protocol is not None:
+        _check_protocol(study, protocol, storage)
+    study.sampler = sampler(seed=seed + len(study.get_trials(deepcopy=False)))
+    return study
+
+
+def _check_protocol(study: optuna.Study, protocol: dict, storage: str) -> None:
+    stored = study.user_attrs.get("protocol")
+    if stored is None:
+        study.set_user_attr("protocol", protocol)
+    elif stored != protocol:
+        raise EdgeError(
+            f"study {study.study_name!r} in {storage} was run with {stored}, not {protocol}: "
+            "resume it with the same options, or use another --out or --storage"
+        )
+
+
+def finished(study: optuna.Study, states=FINISHED) -> int:
+    """How many trials of the study ended in one of `states` (complete or pruned)."""
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def pruning_callback(trial: optuna.Trial, monitor: str = "val_accuracy"):
+    """A Keras callback reporting `monitor` to the trial each epoch and pruning the trial when
+    the study's pruner says so (optuna-integration's TFKerasPruningCallback, without it)."""
+    import keras
+
+    class Pruning(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            trial.report(float(logs[monitor]), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
+
+    return Pruning()
+
+
+def _trial_line(target: int, progress: Callable[[str], None]):
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        value = "" if trial.value is None else f" {100 * trial.value:.2f}%"
+        best = study.best_value if finished(study, (TrialState.COMPLETE,)) else math.nan
+        progress(
+            f"trial {trial.number} ({finished(study)}/{target}): {trial.state.name.lower()}"
+            f"{value}, best {100 * best:.2f}%"
+        )
+
+    return report
+
+
+def optimize_missing(study: optuna.Study, objective, target: int, progress=None) -> int:
+    """Run only the trials still missing for `target` finished (complete or pruned) ones;
+    returns how many this process ran. Processes sharing the storage stop at `target`."""
+    missing = max(0, target - finished(study))
+    ran = []
+    if missing:
+        callbacks = [
+            optuna.study.MaxTrialsCallback(target, states=FINISHED),
+            lambda study, trial: ran.append(trial.number),
+        ]
+        if progress:
+            callbacks.append(_trial_line(target, progress))
+        study.optimize(
+            objective,
+            n_trials=missing,
+            callbacks=callbacks,
+            gc_after_trial=True,
+            show_progress_bar=sys.stdout.isatty(),
+        )
+    return len(ran)
+
+
+def history_values(study: optuna.Study) -> list[float]:
+    """Each finished trial's objective in trial order; NaN for pruned ones."""
+    return [
+        t.value if t.state == TrialState.COMPLETE else math.nan
+        for t in study.get_trials(deepcopy=False, states=FINISHED)
+    ]
+
+
+def importance(study: optuna.Study, seed: int) -> dict[str, float] | None:
+    """fANOVA importance of each hyperparameter; None with fewer than two completed trials."""
+    if finished(study, (TrialState.COMPLETE,)) < MIN_TRIALS_FOR_IMPORTANCE:
+        return None
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+    scores = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    return {name: float(score) for name, score in scores.items()}
