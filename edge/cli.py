@@ -174,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset",
         type=str,
         default=None,
-        help="dataset name (mnist, usps, emnist-mnist, ...) read from HWR_DATA_DIR, "
-        f"or an .npz split; default: the {EVAL_FILE} exported beside each model",
+        help="dataset name (mnist, usps, emnist-letters, emnist-balanced, ...) read from "
+        f"HWR_DATA_DIR, or an .npz split; default: the {EVAL_FILE} exported beside each model",
     )
     bench.add_argument(
         "--photos",
@@ -192,7 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="with --photos: characters below this read as '?' (0)",
     )
-    bench.add_argument("--split", type=str, default="test", help="split of a named dataset (test)")
+    bench.add_argument(
+        "--split",
+        type=str,
+        default="test",
+        help="split of a named dataset (test; emnist-letters/-balanced also test-6to1)",
+    )
     bench.add_argument("--runs", type=positive_int, default=1000, help="minimum timed runs (1000)")
     bench.add_argument("--warmup", type=int, default=50, help="untimed warm-up runs (50)")
     bench.add_argument("--min-seconds", type=float, default=1.0, help="minimum timed seconds (1)")

@@ -30,7 +30,15 @@ from edge.errors import DatasetError
 from edge.spec import file_sha256
 
 DIGITS = tuple("0123456789")
-DATASET_NAMES = ("mnist", "usps", "emnist-mnist", "emnist-byclass", "emnist-bymerge")
+DERIVED_NAMES = ("emnist-letters", "emnist-balanced")  # official files, else edge.emnist_derived
+DATASET_NAMES = (
+    "mnist",
+    "usps",
+    "emnist-mnist",
+    "emnist-byclass",
+    "emnist-bymerge",
+    *DERIVED_NAMES,
+)
 SPLITS = ("train", "test")
 NPZ_KEYS = ("images", "labels", "classes", "name", "split")
 _MNIST_PREFIX = {"train": "train", "test": "t10k"}
@@ -212,7 +220,9 @@ def load_split(name: str, split: str, root: Path | None = None, verify: bool = T
 
     Args:
         name: one of DATASET_NAMES.
-        split: "train" or "test" (EMNIST "train" needs the official files added by hand).
+        split: "train" or "test" (EMNIST "train" needs the official files added by hand);
+            emnist-letters and emnist-balanced also "train-6to1"/"test-6to1" (see
+            `edge.emnist_derived`, which derives them when the official files are absent).
         root: data root; defaults to `data_dir()`.
         verify: check each file's size and SHA-256 (where known) before parsing.
 
@@ -224,9 +234,13 @@ def load_split(name: str, split: str, root: Path | None = None, verify: bool = T
     """
     if name not in DATASET_NAMES:
         raise unknown_dataset_error(name, DATASET_NAMES)
+    root = data_dir() if root is None else Path(root)
+    if name in DERIVED_NAMES:
+        from edge.emnist_derived import load_derived
+
+        return _check_labels(load_derived(name, split, root, verify))
     if split not in SPLITS:
         raise DatasetError(f"{name} has no split {split!r}: use 'train' or 'test'")
-    root = data_dir() if root is None else Path(root)
     if name == "usps":
         values, labels = load_usps_native(split, root, verify)
         images = np.round((values + 1.0) * 127.5).clip(0, 255).astype(np.uint8)

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset",
         type=str,
         default="digits",
-        help="digits (bundled, default), mnist, usps, emnist-mnist ...",
+        help="digits (bundled, default), mnist, usps, emnist-letters, emnist-balanced ...",
     )
     train.add_argument(
         "--model", type=str, default="cnn", choices=("cnn", "pca-mlp"), help="architecture (cnn)"

@@ -19,6 +19,7 @@ EXPERIMENTS = {
         "seed_003",
         "MNIST LeNet: early stopping, Optuna TPE search with pruning, 10-model ensemble",
     ),
+    "seed-004": ("seed_004", "Balanced EMNIST: numpy MLP, PCA 78, sample reduction, baselines"),
 }
 
 
