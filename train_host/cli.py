@@ -84,9 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = sub.add_parser(
         "reproduce", help="reproduce a seed paper's experiment (metrics, plots, TFLite models)"
     )
-    reproduce.add_argument(
-        "experiment", type=str, help="seed-001, seed-002 or seed-003 (`list` shows them)"
-    )
+    reproduce.add_argument("experiment", type=str, help="seed-000 ... seed-004 (`list` shows them)")
     reproduce.add_argument(
         "--quick", action="store_true", help="few epochs and trials: checks the pipeline (CI)"
     )
@@ -107,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument(
         "--batch-size", type=int, default=None, help="override every model's batch size"
+    )
+    reproduce.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the experiment's Optuna study (seed-000's grid; default 1)",
     )
 
     data = sub.add_parser("data", help="download or check data sets")
@@ -232,6 +236,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         export=not args.no_export,
         models=tuple(args.models.split(",")) if args.models else None,
         batch_size=args.batch_size,
+        workers=args.workers,
         progress=lambda line: print(line, flush=True),
     )
     start = time.perf_counter()

@@ -7,6 +7,10 @@ import importlib
 
 # experiment name -> (module, one-line description)
 EXPERIMENTS = {
+    "seed-000": (
+        "seed_000",
+        "EMNIST letters: 9 Mish CNNs x 3 optimizers x 4 learning rates, one shared Optuna grid",
+    ),
     "seed-001": (
         "seed_001",
         "USPS 16x16: MLP, CNN, LCNN; random search, KDE bounds, Optuna; weighted ensemble",

@@ -45,6 +45,7 @@ class Options:
         export: export the best model to every TFLite variant.
         models: run only these of the experiment's models (None: all).
         batch_size: override the batch size of every model (None: the paper's).
+        workers: processes that share a search's study (grids: seed 000).
         progress: called with one line per step.
     """
 
@@ -57,6 +58,7 @@ class Options:
     export: bool = True
     models: tuple[str, ...] | None = None
     batch_size: int | None = None
+    workers: int = 1
     progress: Callable[[str], None] = print
 
     def wants(self, model: str) -> bool:

@@ -16,8 +16,9 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MIN_TRIALS_FOR_IMPORTANCE = 2
 
 
-def create_study(name: str, storage: str, pruner=None) -> optuna.Study:
-    """Create the named study (maximised; median pruning unless told) or load it to resume."""
+def create_study(name: str, storage, pruner=None) -> optuna.Study:
+    """Create the named study (maximised; median pruning unless told) or load it to resume;
+    `storage` is a URL or an Optuna storage (e.g. an RDBStorage with heartbeats)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
     return optuna.create_study(
         study_name=name,
@@ -30,7 +31,7 @@ def create_study(name: str, storage: str, pruner=None) -> optuna.Study:
 
 def open_study(
     name: str,
-    storage: str,
+    storage,
     seed: int,
     pruner=None,
     sampler=optuna.samplers.TPESampler,
@@ -48,13 +49,14 @@ def open_study(
     return study
 
 
-def _check_protocol(study: optuna.Study, protocol: dict, storage: str) -> None:
+def _check_protocol(study: optuna.Study, protocol: dict, storage) -> None:
     stored = study.user_attrs.get("protocol")
     if stored is None:
         study.set_user_attr("protocol", protocol)
     elif stored != protocol:
         raise EdgeError(
-            f"study {study.study_name!r} in {storage} was run with {stored}, not {protocol}: "
+            f"study {study.study_name!r} in {getattr(storage, 'url', storage)} was run with "
+            f"{stored}, not {protocol}: "
             "resume it with the same options, or use another --out or --storage"
         )
 
@@ -90,15 +92,20 @@ def _trial_line(target: int, progress: Callable[[str], None]):
     return report
 
 
-def optimize_missing(study: optuna.Study, objective, target: int, progress=None) -> int:
+def optimize_missing(
+    study: optuna.Study, objective, target: int, progress=None, callbacks=()
+) -> int:
     """Run only the trials still missing for `target` finished (complete or pruned) ones;
-    returns how many this process ran. Processes sharing the storage stop at `target`."""
+    returns how many this process ran. Processes sharing the storage stop at `target`.
+    `callbacks` run after each trial too (e.g. one that stops when a grid has no point left
+    to start)."""
     missing = max(0, target - finished(study))
     ran = []
     if missing:
         callbacks = [
             optuna.study.MaxTrialsCallback(target, states=FINISHED),
             lambda study, trial: ran.append(trial.number),
+            *callbacks,
         ]
         if progress:
             callbacks.append(_trial_line(target, progress))

@@ -1,0 +1,117 @@
+"""Seed 000's shared Optuna grid: an RDB storage with heartbeats, a grid sampler that runs
+failed points again, a threshold pruner that stops only diverged points, and worker processes
+that share the study."""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import os
+import warnings
+from dataclasses import asdict, replace
+
+import optuna
+
+from edge.errors import EdgeError
+from train_host.reproduce import search
+from train_host.reproduce.common import Options
+
+DEAD_ACCURACY = 0.1  # validation accuracy of a diverged point: 2.6 x chance (1/26)
+DEAD_AFTER_EPOCHS = 5
+HEARTBEAT_SECONDS = 60
+GRACE_SECONDS = 300
+SQLITE_TIMEOUT_SECONDS = 60
+
+
+class ResumableGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, except that a failed trial (interrupted, or marked stale by the
+    storage's heartbeat) leaves its point unvisited, so a resumed grid runs it again; the
+    stock sampler counts failed trials as visited, and the point would stay empty."""
+
+    def _get_unvisited_grid_ids(self, study: optuna.Study) -> list[int]:
+        done, running = set(), set()
+        for trial in study._storage.get_all_trials(study._study_id, deepcopy=False):
+            attrs = trial.system_attrs
+            if "grid_id" not in attrs or not self._same_search_space(attrs["search_space"]):
+                continue
+            if trial.state in search.FINISHED:
+                done.add(attrs["grid_id"])
+            elif trial.state == optuna.trial.TrialState.RUNNING:
+                running.add(attrs["grid_id"])
+        unvisited = set(range(self._n_min_trials)) - done
+        return sorted(unvisited - running or unvisited)
+
+    def unstarted(self, study: optuna.Study) -> int:
+        """Points neither finished nor running: 0 means this process has nothing to start."""
+        unvisited = self._get_unvisited_grid_ids(study)
+        running = {
+            t.system_attrs.get("grid_id")
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        }
+        return len(set(unvisited) - running)
+
+
+def open_grid(url: str, setup: dict, seed: int) -> optuna.Study:
+    """Create or load the grid's study (setup: "study", "space", "protocol"): heartbeats, so a
+    killed process's trial is failed and run again, and a grid sampler with the same seed in
+    every process (the order of its points depends on it)."""
+    engine = (
+        {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}} if url.startswith("sqlite") else {}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+        )
+    pruner = optuna.pruners.ThresholdPruner(lower=DEAD_ACCURACY, n_warmup_steps=DEAD_AFTER_EPOCHS)
+    grid = functools.partial(ResumableGridSampler, setup["space"])
+    return search.open_study(
+        setup["study"],
+        storage,
+        seed,
+        pruner,
+        sampler=lambda **moved_on: grid(seed=seed),  # the grid's order must not move on
+        protocol=setup["protocol"],
+    )
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Mark failed the trials of processes whose heartbeat stopped (killed), so they run again."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _worker(fields: dict, index: int, threads: int) -> None:
+    """One spawned process: its own TensorFlow threads and data, the shared study."""
+    import tensorflow as tf
+
+    from train_host.reproduce.seed_000 import work
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    work(Options(**fields, progress=lambda line: print(f"[worker {index}] {line}", flush=True)))
+
+
+def spawn_workers(options: Options, count: int) -> None:
+    """Run `count` processes ('spawn'), each running points of the study in
+    `options.storage` until none is left to start, and wait for them all."""
+    fields = asdict(replace(options, workers=1))
+    fields.pop("progress")
+    threads = max(1, (os.cpu_count() or 1) // count)
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_worker, args=(fields, i, threads), name=f"seed-000-worker-{i}")
+        for i in range(count)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    failed = [f"{w.name} (exit {w.exitcode})" for w in workers if w.exitcode]
+    if failed:
+        raise EdgeError(
+            f"{', '.join(failed)} failed: rerun the same command to run the missing points"
+        )
