@@ -7,19 +7,22 @@ COMPAT ?= .venv-tflite214
 DATASET ?= digits
 ART ?= artifacts
 PYTEST_ARGS ?=
+# `make verify-arm64`: the Debian release emulated (bookworm: Python 3.11; trixie: 3.13).
+SUITE ?= bookworm
 # Data: HWR_DATA_DIR if set, else ../shared/data when it exists (edge.datasets.data_dir()).
 ifneq ($(wildcard ../shared/data),)
 export HWR_DATA_DIR ?= $(abspath ../shared/data)
 endif
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup compat demo test lint format bench clean help
+.PHONY: setup compat demo test lint format bench verify-arm64 clean help
 
 help:
 	@echo "make demo    set up, train both models on DATASET=$(DATASET), export every variant, bench"
 	@echo "make test    set up and run the test suite"
 	@echo "make bench   MNIST targets: train if needed, export, bench (writes $(ART)/bench-mnist.json)"
 	@echo "make lint    ruff check + format check"
+	@echo "make verify-arm64   optional, slow (root, 30-60 min): the edge runtime in emulated arm64 Debian SUITE=$(SUITE), predictions compared with this host"
 
 setup: $(VENV)/.installed
 
@@ -66,6 +69,11 @@ bench: setup
 	done
 	$(BIN)/edge bench $(ART)/mnist-cnn/*.tflite $(ART)/mnist-pca-mlp/*.tflite --dataset mnist \
 		--json $(ART)/bench-mnist.json --csv $(ART)/bench-mnist.csv
+
+# Optional and slow, never in CI: needs root, debootstrap and qemu-user-static (installed if
+# missing); caches the arm64 root file system in .cache/arm64-$(SUITE)/. See scripts/verify_arm64.sh.
+verify-arm64: setup compat
+	SUITE=$(SUITE) HOST_PYTHON=$(abspath $(BIN))/python bash scripts/verify_arm64.sh
 
 clean:
 	rm -rf $(ART) .pytest_cache

@@ -157,6 +157,23 @@ class _CaptureSource(_Source):
         return (image, self.name) if ok and image is not None else None
 
 
+OPENCV_LOG_LEVEL_ERROR = 2  # cv::utils::logging::LOG_LEVEL_ERROR
+
+
+def opencv_log_level_functions() -> tuple:
+    """OpenCV's (getLogLevel, setLogLevel), or (None, None) where it has neither.
+
+    The wheels from 4.12 have them in `cv2.utils.logging` only; 4.11 and older (what pip picks
+    beside Raspberry Pi OS Bookworm's numpy 1.24) as `cv2.getLogLevel` / `cv2.setLogLevel`.
+    """
+    logging = getattr(cv2.utils, "logging", None)
+    if logging is not None and hasattr(logging, "setLogLevel"):
+        return logging.getLogLevel, logging.setLogLevel
+    if hasattr(cv2, "getLogLevel") and hasattr(cv2, "setLogLevel"):
+        return cv2.getLogLevel, cv2.setLogLevel
+    return None, None
+
+
 class OpenCVSource(_CaptureSource):
     """A camera OpenCV can open by index (USB webcam, /dev/videoN)."""
 
@@ -167,8 +184,10 @@ class OpenCVSource(_CaptureSource):
 
     def open(self) -> OpenCVSource:
         """Open the camera; raise CameraError when there is none at this index."""
-        level = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # no V4L2 warnings
+        get_level, set_level = opencv_log_level_functions()
+        level = get_level() if get_level is not None else None
+        if level is not None:
+            set_level(OPENCV_LOG_LEVEL_ERROR)  # no V4L2 warnings
         try:
             self._open_capture(
                 self.index,
@@ -176,7 +195,8 @@ class OpenCVSource(_CaptureSource):
                 "another index, or pass --source picamera or --source DIR",
             )
         finally:
-            cv2.utils.logging.setLogLevel(level)
+            if level is not None:
+                set_level(level)
         if self.size is not None:
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])

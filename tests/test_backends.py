@@ -8,12 +8,19 @@ the builtin kernels that tflite_runtime 2.14 applies to this model (up to 9 outp
 after softmax, same top-1). With the same kernels the outputs are bit-identical, so each
 backend must match LiteRT with either kernel set exactly, and the two sets agree within
 XNNPACK_STEPS.
+
+On arm64 (`make verify-arm64`: Debian Bookworm under qemu, tflite-runtime 2.14 in the compat
+environment given by HWR_COMPAT_PYTHON) LiteRT's two kernel sets agree bit for bit, and
+tflite_runtime 2.14 differs from them by up to 6 steps on 3 of the 200 golden outputs, same
+top-1; its outputs there are the same as on x86_64. So off x86_64 the compat backend must
+agree within XNNPACK_STEPS and on every clear top-1 instead.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 from importlib import metadata, util
 from pathlib import Path
@@ -141,13 +148,25 @@ def _same_as_one_kernel_set(outputs, litert_outputs, litert_builtin_outputs) -> 
     return any(np.array_equal(outputs, ref) for ref in (litert_outputs, litert_builtin_outputs))
 
 
+def _close_with_the_same_clear_top1(outputs, reference) -> None:
+    a, b = np.asarray(outputs, int), np.asarray(reference, int)
+    assert int(np.abs(a - b).max()) <= XNNPACK_STEPS
+    top2 = np.sort(b, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 2 * XNNPACK_STEPS
+    assert np.array_equal(a.argmax(1)[clear], b.argmax(1)[clear])
+
+
 def test_tflite_runtime_214_is_bit_identical_to_litert(
     compat, litert_outputs, litert_builtin_outputs
 ):
+    """Bit-identical on x86_64; on arm64 within XNNPACK_STEPS, same clear top-1 (see above)."""
     assert compat["backend"] == "tflite_runtime"
     assert compat["version"].startswith("2.14"), compat["version"]
     assert compat["numpy"].startswith("1."), "the compat environment should have numpy<2"
-    assert _same_as_one_kernel_set(compat["outputs"], litert_outputs, litert_builtin_outputs)
+    if platform.machine() == "x86_64":
+        assert _same_as_one_kernel_set(compat["outputs"], litert_outputs, litert_builtin_outputs)
+    else:
+        _close_with_the_same_clear_top1(compat["outputs"], litert_builtin_outputs)
 
 
 def test_litert_kernel_sets_agree(litert_outputs, litert_builtin_outputs):

@@ -8,6 +8,7 @@ import struct
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -296,6 +297,25 @@ def test_opencv_camera_index_without_a_device():
     with pytest.raises(CameraError, match="cannot open camera 99"), OpenCVSource(99):
         pass
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("api", ["cv2.utils.logging", "cv2.setLogLevel", "none"])
+def test_opencv_camera_quiets_logging_with_any_opencv(monkeypatch, api):
+    """OpenCV >= 4.12 has cv2.utils.logging only; 4.11 (pip's pick beside Bookworm's numpy
+    1.24, found by `make verify-arm64`) has cv2.getLogLevel/setLogLevel only."""
+    levels = [3]
+    fake = SimpleNamespace(getLogLevel=lambda: levels[-1], setLogLevel=levels.append)
+    monkeypatch.delattr(cv2.utils, "logging", raising=False)
+    for name in ("getLogLevel", "setLogLevel"):
+        monkeypatch.delattr(cv2, name, raising=False)
+    if api == "cv2.utils.logging":
+        monkeypatch.setattr(cv2.utils, "logging", fake, raising=False)
+    elif api == "cv2.setLogLevel":
+        monkeypatch.setattr(cv2, "getLogLevel", fake.getLogLevel, raising=False)
+        monkeypatch.setattr(cv2, "setLogLevel", fake.setLogLevel, raising=False)
+    with pytest.raises(CameraError, match="cannot open camera 99"), OpenCVSource(99):
+        pass
+    assert levels == ([3] if api == "none" else [3, 2, 3])  # quiet while opening, then restored
 
 
 # --- open_source -----------------------------------------------------------------------
