@@ -10,7 +10,7 @@ sudo apt install -y python3-venv python3-numpy
 # pip-installed without libcamera).
 python3 -m venv --system-site-packages ~/hwr-venv
 . ~/hwr-venv/bin/activate
-# Only the edge extra: OpenCV headless and LiteRT. numpy stays apt's own (1.24 on Bookworm,
-# 2.2 on Trixie): the pin stops pip from putting numpy 2 in the venv for a newer OpenCV,
-# which apt's picamera2 and its helpers, built against apt's numpy, would not load with.
+# Only the edge extra: OpenCV headless and LiteRT. The pin keeps apt's numpy (1.24 on
+# Bookworm, 2.2 on Trixie), which apt's compiled modules (picamera2's among them) are built
+# against: without it pip puts numpy 2 in the venv on Bookworm, for OpenCV >= 4.12.
 pip install './hwr-pi[edge]' "numpy==$(python3 -c 'import numpy; print(numpy.__version__)')"
