@@ -122,6 +122,12 @@ def load_data(
         train = type(train)(
             train.name, "train", train.images[keep], train.labels[keep], train.classes
         )
+    return data_from_splits(name, spec, full, train, val, test)
+
+
+def data_from_splits(name: str, spec: PreprocessSpec, full, train, val, test) -> Data:
+    """Data from train / val / test Splits, scaled as `spec` says; `full` is the training
+    split the others were carved from (its hash identifies the training data)."""
     return Data(
         name=name,
         classes=tuple(full.classes),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from train_host.reproduce.common import Data
+from train_host.reproduce.common import Data, data_from_splits
 
 # 156 + 2,416 (conv) + 2,040 + 10,164 + 850 (dense): global average pooling makes the count
 # independent of the padding and of the pooling strides.
@@ -113,17 +113,5 @@ def load_paper_data(seed: int, quick: bool) -> tuple[Data, tuple[np.ndarray, np.
         keep = slice(QUICK_TEST_IMAGES)
         test = type(test)(test.name, test.split, test.images[keep], test.labels[keep], test.classes)
     spec = PreprocessSpec()
-    data = Data(
-        name="mnist",
-        classes=tuple(full.classes),
-        spec=spec,
-        x_train=to_model_input(train.images, spec),
-        y_train=train.labels,
-        x_val=to_model_input(val.images, spec),
-        y_val=val.labels,
-        x_test=to_model_input(test.images, spec),
-        y_test=test.labels,
-        test_split=test,
-        train_sha256=full.sha256,
-    )
+    data = data_from_splits("mnist", spec, full, train, val, test)
     return data, (to_model_input(paper_test.images, spec), paper_test.labels)
