@@ -262,10 +262,16 @@ def ink_weighted_median_height(
 
 
 def _is_fragment_of(small: Box, big: Box) -> bool:
-    """A piece shorter than a character, beside one and within its height (an open 4's arm)."""
+    """A piece shorter than a character, beside one and within its height (an open 4's arm).
+
+    A piece of a character is also no wider than the character is tall: a longer run beside
+    it is the remnant of a rule or an underline, and joining it would carry the character
+    to the frame edge, where it is rejected as cut off.
+    """
     gap = max(big.x - (small.x + small.w), small.x - (big.x + big.w))
     inside = small.y >= big.y - 0.1 * big.h and small.y + small.h <= big.y + 1.1 * big.h
-    return small.h < FRAGMENT_HEIGHT * big.h and gap <= FRAGMENT_GAP * big.h and inside
+    short = small.h < FRAGMENT_HEIGHT * big.h and small.w <= big.h
+    return short and gap <= FRAGMENT_GAP * big.h and inside
 
 
 def attach_fragments(groups: list[tuple[Box, list[int]]]) -> list[tuple[Box, list[int]]]:

@@ -9,7 +9,7 @@ import pytest
 from edge.interpreter import Classifier
 from edge.pipeline import read_frame
 from edge.preprocess import extract_character
-from edge.segment import Box, find_characters, order_lines, remove_rules
+from edge.segment import Box, attach_fragments, find_characters, order_lines, remove_rules
 
 
 def render_page(
@@ -132,6 +132,18 @@ def test_remove_rules_without_rules_returns_none():
     mask = np.zeros((200, 300), np.uint8)
     mask[40:140, 150:154] = 255
     assert remove_rules(mask, char_height=100) is None
+
+
+def test_a_rule_remnant_beside_a_character_is_not_its_fragment():
+    """A short arm beside a character joins it; a thin run longer than the character is tall
+    (what rule removal leaves at the frame edge) does not, so the character is not dragged to
+    the edge and rejected as cut off."""
+    four = (Box(95, 227, 54, 60), [0])
+    arm = (Box(150, 240, 12, 20), [1])
+    remnant = (Box(0, 258, 91, 7), [2])
+    merged = attach_fragments([four, arm, remnant])
+    assert Box(95, 227, 67, 60) in [box for box, _ in merged]
+    assert Box(0, 258, 91, 7) in [box for box, _ in merged]
 
 
 def test_order_lines_sorts_lines_top_to_bottom():
