@@ -20,6 +20,7 @@ DEFAULT_EPOCHS = {
     ("digits", "pca-mlp"): 100,
     ("mnist", "cnn"): 12,
     ("usps28", "cnn"): 40,
+    ("emnist-letters", "cnn"): 30,  # validation 94.03% at 12 epochs, 94.46% at 30
     ("mnist", "pca-mlp"): 30,
 }
 MODEL_FILE = "model.keras"
