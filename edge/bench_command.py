@@ -96,7 +96,9 @@ def _bench_photos(args: argparse.Namespace) -> list:
     for model in args.models:
         _log(f"reading {args.photos} with {model} ...")
         clf = Classifier(model, num_threads=args.threads, xnnpack=args.xnnpack)
-        results.append(bench_photos(clf, args.photos, args.min_confidence, ink=args.ink))
+        results.append(
+            bench_photos(clf, args.photos, args.min_confidence, ink=args.ink, page=args.page)
+        )
     return results
 
 
@@ -109,7 +111,7 @@ def _bench_frames(args: argparse.Namespace) -> list:
     for model in args.models:
         _log(f"timing the camera path on {args.frames} with {model} ({args.passes} passes) ...")
         clf = Classifier(model, num_threads=args.threads, xnnpack=args.xnnpack)
-        results.append(bench_frames(clf, args.frames, args.passes, args.ink))
+        results.append(bench_frames(clf, args.frames, args.passes, args.ink, page=args.page))
     return results
 
 

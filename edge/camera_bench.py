@@ -71,6 +71,7 @@ def bench_photos(
     min_confidence: float = 0.0,
     read_image=None,
     ink: str = "auto",
+    page=None,
 ) -> PhotoBench:
     """Read every labelled photo of a folder through the full camera path and score it.
 
@@ -82,6 +83,7 @@ def bench_photos(
         min_confidence: characters below this read as "?" (0: always the best guess).
         read_image: image reader (path -> BGR array).
         ink: "dark", "light" or "auto" (see `edge.preprocess.ink_is_dark`).
+        page: perspective correction (see `edge.pipeline.read_frame`).
 
     Returns:
         The PhotoBench with one PhotoResult per photo.
@@ -93,7 +95,7 @@ def bench_photos(
     folder = Path(folder)
     results = []
     for name, label in read_labels(folder):
-        reading = read_frame(read_image(folder / name), clf, min_confidence, ink=ink)
+        reading = read_frame(read_image(folder / name), clf, min_confidence, ink=ink, page=page)
         text = reading.text.replace("\n", "")
         results.append(
             PhotoResult(
@@ -153,7 +155,12 @@ class FrameBench:
 
 
 def bench_frames(
-    clf: Classifier, source: str, passes: int = 3, ink: str = "auto", min_confidence: float = 0.0
+    clf: Classifier,
+    source: str,
+    passes: int = 3,
+    ink: str = "auto",
+    min_confidence: float = 0.0,
+    page=None,
 ) -> FrameBench:
     """Time every stage of the camera path on recorded frames (a folder, glob or video), so
     the figure is reproducible: `passes` passes over the frames, the first one untimed (file
@@ -168,7 +175,9 @@ def bench_frames(
     timings, frames = [], 0
     for index in range(max(1, passes)):
         with open_source(source) as frames_source:
-            pass_timings = [r.timing for _, r in run(frames_source, clf, min_confidence, ink=ink)]
+            pass_timings = [
+                r.timing for _, r in run(frames_source, clf, min_confidence, ink=ink, page=page)
+            ]
         frames = len(pass_timings)
         if index > 0 or passes == 1:
             timings += pass_timings

@@ -39,6 +39,30 @@ def region(text: str):
     return Box(x, y, w, h)
 
 
+def page_option(text: str):
+    """argparse type: "auto" (find the sheet in each frame) or its corners X1,Y1,...,X4,Y4."""
+    from edge.page import parse_corners
+
+    if text == "auto":
+        return text
+    try:
+        return parse_corners(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, or auto") from None
+
+
+def _add_page_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--page",
+        type=page_option,
+        default=None,
+        metavar="auto|X1,Y1,...,X4,Y4",
+        help="correct the perspective of a sheet of paper seen at an angle before reading: "
+        "auto finds the sheet (the largest bright four-cornered shape; frames without one are "
+        "read as they are), or give its four corners in frame pixels (a fixed camera rig)",
+    )
+
+
 def _add_ink_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ink",
@@ -251,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for command in (classify, live, bench):
         _add_ink_option(command)
+        _add_page_option(command)
     for command in (classify, live):
         command.add_argument(
             "--roi",

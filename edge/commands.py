@@ -86,7 +86,9 @@ def _classify_one(clf, path: Path, args: argparse.Namespace) -> dict:
             ]
             text = chars[0]["label"]
         else:
-            reading = read_frame(image, clf, args.min_confidence, ink=args.ink, roi=args.roi)
+            reading = read_frame(
+                image, clf, args.min_confidence, ink=args.ink, roi=args.roi, page=args.page
+            )
             text = reading.text
             chars = [
                 {

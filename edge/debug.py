@@ -12,12 +12,16 @@ from edge.preprocess import to_grey
 
 ACCEPTED = (0, 170, 0)
 REJECTED = (0, 0, 230)
+PAGE = (230, 120, 0)
 
 
 def annotate(image: np.ndarray, reading: Reading) -> np.ndarray:
     """Return a BGR copy of the frame with each character's box, label and confidence."""
     out = cv2.cvtColor(to_grey(image), cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
     thickness = max(1, round(max(out.shape[:2]) / 500))
+    if reading.page is not None:
+        corners = np.round(reading.page.corners).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(out, [corners], True, PAGE, thickness)
     for char in reading.chars:
         b = char.box
         color = ACCEPTED if char.accepted else REJECTED

@@ -39,7 +39,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     try:
         with open_source(args.source, **({"loop": True} if args.loop else {})) as source:
             for frame, reading in run(
-                source, clf, args.min_confidence, args.frames, args.ink, args.roi
+                source, clf, args.min_confidence, args.frames, args.ink, args.roi, args.page
             ):
                 timings.append(reading.timing)
                 last = reading

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from edge.interpreter import Classifier
+from edge.page import Page, find_page
 from edge.segment import Box, find_characters
 
 # Characters whose top probability is below this are reported as rejected ("?" in the text).
@@ -55,6 +56,7 @@ class Reading:
     text: str
     chars: tuple[CharResult, ...]
     timing: Timing
+    page: Page | None = None  # the page the characters were read on, when it was rectified
 
 
 def crop_roi(image: np.ndarray, roi: Box | None) -> tuple[np.ndarray, Box]:
@@ -76,9 +78,25 @@ def crop_roi(image: np.ndarray, roi: Box | None) -> tuple[np.ndarray, Box]:
 
 
 def _shift(char, roi: Box):
-    """A character found in the region, in frame coordinates."""
+    """A character found in the region, in the coordinates of the image the region is in."""
     whole = char.whole_box.shifted(roi.x, roi.y) if char.whole_box is not None else None
     return replace(char, box=char.box.shifted(roi.x, roi.y), whole_box=whole)
+
+
+def _unwarp(char, page: Page):
+    """A character found on the rectified page, boxed in frame coordinates."""
+    whole = page.box_to_frame(char.whole_box) if char.whole_box is not None else None
+    return replace(char, box=page.box_to_frame(char.box), whole_box=whole)
+
+
+def page_view(image: np.ndarray, page: Page | str | None) -> tuple[np.ndarray, Page | None]:
+    """The image to read: the rectified page when `page` is a Page, or "auto" and a page is
+    found (see `edge.page.find_page`); else the frame itself."""
+    if isinstance(page, str):
+        page = find_page(image)
+    if page is None:
+        return image, None
+    return page.rectify(image), page
 
 
 def keep_surer_reading(chars: list, probs: list, clf: Classifier) -> tuple[list, list]:
@@ -114,6 +132,7 @@ def read_frame(
     capture_ms: float = 0.0,
     ink: str = "auto",
     roi: Box | None = None,
+    page: Page | str | None = None,
 ) -> Reading:
     """Segment, classify and assemble the text of one frame.
 
@@ -123,15 +142,20 @@ def read_frame(
         min_confidence: characters below this top probability are read as "?".
         capture_ms: time the frame took to capture, for the timing record.
         ink: "dark", "light" or "auto" (see `edge.preprocess.ink_is_dark`).
-        roi: read only this region of the frame (boxes stay in frame coordinates).
+        roi: read only this region of the frame, or of the rectified page when there is one.
+        page: correct the page's perspective first: a Page (fixed corners), "auto" (find the
+            sheet in each frame) or None. Boxes are always in frame coordinates.
 
     Returns:
         The Reading.
     """
     clock = time.perf_counter
     t0 = clock()
-    region, roi = crop_roi(image, roi)
+    view, page = page_view(image, page)
+    region, roi = crop_roi(view, roi)
     chars = [_shift(c, roi) for c in find_characters(region, clf.spec.preprocess, ink)]
+    if page is not None:
+        chars = [_unwarp(c, page) for c in chars]
     t1 = clock()
     probs = [clf.predict(c.crop) for c in chars]
     chars, probs = keep_surer_reading(chars, probs, clf)
@@ -145,7 +169,7 @@ def read_frame(
     text = "\n".join("".join(lines[k]) for k in sorted(lines))
     t3 = clock()
     timing = Timing(capture_ms, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
-    return Reading(text, tuple(results), timing)
+    return Reading(text, tuple(results), timing, page)
 
 
 def run(
@@ -155,6 +179,7 @@ def run(
     max_frames: int | None = None,
     ink: str = "auto",
     roi: Box | None = None,
+    page: Page | str | None = None,
 ) -> Iterator[tuple[object, Reading]]:
     """Read frames from a source until it ends (or `max_frames`), yielding (frame, reading).
 
@@ -163,12 +188,12 @@ def run(
         clf: the loaded classifier.
         min_confidence: see `read_frame`.
         max_frames: stop after this many frames (None: until the source ends).
-        ink, roi: see `read_frame`.
+        ink, roi, page: see `read_frame`.
     """
     count = 0
     while max_frames is None or count < max_frames:
         frame = source.read()
         if frame is None:
             return
-        yield frame, read_frame(frame.image, clf, min_confidence, frame.capture_ms, ink, roi)
+        yield frame, read_frame(frame.image, clf, min_confidence, frame.capture_ms, ink, roi, page)
         count += 1

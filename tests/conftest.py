@@ -154,3 +154,12 @@ def eval_npz(shared_data: Path, golden_sidecar: dict, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("eval") / "eval data"
     folder.mkdir()
     return save_npz_split(few, folder / "mnist few.npz")
+
+
+@pytest.fixture(scope="session")
+def mnist_digits(shared_data):
+    """The first 24 MNIST test digits and their labels (pages are rendered from them)."""
+    from edge.datasets import load_split
+
+    test = load_split("mnist", "test", shared_data)
+    return test.images[:24], test.labels[:24]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import pytest
 
 from edge.interpreter import Classifier
 from edge.pipeline import read_frame
@@ -38,14 +37,6 @@ def render_page(
         page[y, x] = 60
     page += rng.normal(0, 3, page.shape)
     return np.clip(page, 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def mnist_digits(shared_data):
-    from edge.datasets import load_split
-
-    test = load_split("mnist", "test", shared_data)
-    return test.images[:24], test.labels[:24]
 
 
 def test_reading_order_two_lines(mnist_digits):
