@@ -3,7 +3,8 @@ a fixed camera rig) and warp it to a rectangle, so a page shot at an angle reads
 from above. Pure numpy + OpenCV, no I/O.
 
 Detection finds the largest bright quadrilateral (Otsu on a shrunk, blurred frame, writing
-closed over, the outer contour's convex hull reduced to four corners), wholly in view: a
+closed over, the outer contour's convex hull reduced to four corners; failing that, the
+largest closed outline of Canny edges), wholly in view: a
 frame that is all paper, a bright region reaching the frame's border (the lit part of a page
 under a shadow), a page smaller than PAGE_MIN_FRACTION of the frame or an outline that is not
 four corners gives no page, and the frame is read as it is.
@@ -126,21 +127,38 @@ def find_page(image: np.ndarray) -> Page | None:
     if scale < 1.0:
         small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (5, 5), 0)
+    for outline in _outlines(small):
+        quad = _sheet_corners(outline, small.shape)
+        if quad is not None:
+            return page_from_corners(quad / scale)
+    return None
+
+
+def _outlines(small: np.ndarray):
+    """Candidate sheet outlines, largest first: the bright region (Otsu, writing closed
+    over), then the closed edges (Canny) for a sheet that a shadow or a pale desk splits."""
+    kernel = np.ones((7, 7), np.uint8)
     _, bright = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
-    contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
+    bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, kernel)
+    # Opening cuts the narrow bridges by which bright patches of desk join the sheet.
+    bright = cv2.morphologyEx(bright, cv2.MORPH_OPEN, np.ones((15, 15), np.uint8))
+    edges = cv2.dilate(cv2.Canny(small, 30, 90), np.ones((3, 3), np.uint8))
+    # Every outline of the edges, holes too: the inside of the sheet's edge is one, even
+    # where desk texture joins the edge's outside to the frame border.
+    for mask, mode in ((bright, cv2.RETR_EXTERNAL), (edges, cv2.RETR_LIST)):
+        contours, _ = cv2.findContours(mask, mode, cv2.CHAIN_APPROX_SIMPLE)
+        yield from sorted(contours, key=cv2.contourArea, reverse=True)[:4]
+
+
+def _sheet_corners(outline: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
+    """The outline's four corners when it is a whole sheet in view of a plausible size."""
+    hull = cv2.convexHull(outline)
+    if _cut_by_frame(hull, shape):
         return None
-    hull = cv2.convexHull(max(contours, key=cv2.contourArea))
-    if _cut_by_frame(hull, small.shape):
-        return None
-    fraction = cv2.contourArea(hull) / float(small.shape[0] * small.shape[1])
+    fraction = cv2.contourArea(hull) / float(shape[0] * shape[1])
     if not PAGE_MIN_FRACTION <= fraction <= PAGE_MAX_FRACTION:
         return None
-    quad = _four_corners(hull)
-    if quad is None:
-        return None
-    return page_from_corners(quad / scale)
+    return _four_corners(hull)
 
 
 def _cut_by_frame(outline: np.ndarray, shape: tuple[int, int]) -> bool:

@@ -2,7 +2,8 @@
 
 Each image goes through what a Pi camera sees: pen thickness, ink colour, paper tint and
 texture, ruled lines, uneven light and a shadow, rotation, perspective, blur, sensor noise
-and JPEG. Seeded and reproducible; `labels.csv` (file,label,kind) lies beside the images,
+and JPEG. With `sheet`, the paper is a whole sheet on a desk seen at an angle (for
+`--page auto`); without it the frame is all paper. Seeded and reproducible; `labels.csv` (file,label,kind) lies beside the images,
 the format `edge bench --camera-set DIR` reads.
 """
 
@@ -30,6 +31,7 @@ class CameraSetConfig:
     min_length: int = 2
     max_length: int = 8
     touching: bool = False
+    sheet: bool = False
     frame: tuple[int, int] = (640, 480)
     seed: int = 0
 
@@ -122,6 +124,34 @@ def place_string(
     return ink
 
 
+def sheet_on_desk(page: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The page as a whole sheet lying on a darker desk, seen by a camera at an angle: shrunk
+    to 55-80% of the frame, its far edge narrower (keystone), turned up to 12 degrees."""
+    h, w = page.shape[:2]
+    scale = rng.uniform(0.55, 0.8)
+    sw, sh = w * scale, h * scale
+    cx, cy = w / 2 + rng.uniform(-0.08, 0.08) * w, h / 2 + rng.uniform(-0.08, 0.08) * h
+    squeeze = rng.uniform(0.0, 0.18) * sw  # the far edge is this much shorter on each side
+    corners = np.float32(
+        [
+            [cx - sw / 2 + squeeze, cy - sh / 2],
+            [cx + sw / 2 - squeeze, cy - sh / 2],
+            [cx + sw / 2, cy + sh / 2],
+            [cx - sw / 2, cy + sh / 2],
+        ]
+    )
+    turn = cv2.getRotationMatrix2D((float(cx), float(cy)), rng.uniform(-12, 12), 1.0)
+    corners = cv2.transform(corners[None], turn)[0].astype(np.float32)
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    matrix = cv2.getPerspectiveTransform(src, corners)
+    sheet = cv2.warpPerspective(page, matrix, (w, h))
+    inside = cv2.warpPerspective(np.ones((h, w), np.float32), matrix, (w, h))[..., None]
+    tone = np.array([rng.uniform(0.15, 0.5) for _ in range(3)], np.float32)  # wood, grey, cloth
+    grain = cv2.resize(rng.normal(0, 1, (12, 12)).astype(np.float32), (w, h))[..., None]
+    desk = tone * (1 + 0.08 * grain + rng.normal(0, 0.02, (h, w, 1)).astype(np.float32))
+    return inside * sheet + (1 - inside) * desk
+
+
 def camera_effects(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Rotation, perspective, defocus blur and sensor noise on a float BGR image (0..1)."""
     h, w = image.shape[:2]
@@ -151,6 +181,8 @@ def render(digits: list[np.ndarray], config: CameraSetConfig, rng: np.random.Gen
     strength = rng.uniform(0.75, 1.0)
     page = paper((h, w), rng, int(height * rng.uniform(1.2, 1.6)))
     image = page * (1 - strength * ink[..., None]) + colour * strength * ink[..., None] * page
+    if config.sheet:
+        image = sheet_on_desk(image, rng)
     image = camera_effects(image * lighting((h, w), rng), rng)
     quality = int(rng.integers(55, 95))
     ok, jpeg = cv2.imencode(

@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     camera.add_argument(
         "--touching", action="store_true", help="render neighbouring characters of strings touching"
     )
+    camera.add_argument(
+        "--sheet",
+        action="store_true",
+        help="render the paper as a whole sheet on a desk seen at an angle (for edge --page)",
+    )
     camera.add_argument("--max-length", type=int, default=8, help="longest string (8)")
     camera.add_argument("--seed", type=int, default=0, help="random seed (0)")
 
@@ -203,6 +208,7 @@ def cmd_camera_set(args: argparse.Namespace) -> int:
         min_length=args.min_length,
         max_length=args.max_length,
         touching=args.touching,
+        sheet=args.sheet,
     )
     labels = build_camera_set(
         load_dataset(args.dataset, args.split),
