@@ -149,3 +149,18 @@ def test_python_dash_m_train_host_help():
         timeout=60,
     )
     assert done.returncode == 0 and "export" in done.stdout
+
+
+def test_train_cli_width_sets_the_cnn_width(tmp_path):
+    """`train-host train --width` reaches the model: a narrower CNN has fewer parameters and
+    its width is recorded for the export to rebuild the same network."""
+    from train_host.cli import main
+
+    runs = {}
+    for width in (8, 16):
+        out = tmp_path / f"width {width}"
+        args = ["train", "--dataset", "digits", "--epochs", "1", "--width", str(width)]
+        assert main([*args, "--out", str(out)]) == 0
+        runs[width] = json.loads((out / "train.json").read_text())
+    assert runs[8]["model_options"] == {"width": 8} and runs[16]["model_options"] == {"width": 16}
+    assert runs[8]["params"] < runs[16]["params"] / 2

@@ -39,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float, default=None, help="peak Adam rate (2e-3)")
     train.add_argument("--seed", type=int, default=None, help="random seed (0)")
     train.add_argument("--pca-components", type=int, default=None, help="PCA-MLP components (64)")
+    train.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="CNN filters of the first block, then 2x, 2x and 4x (16: about 60 KB as int8; "
+        "parameters and time grow about with its square)",
+    )
     train.add_argument("--no-augment", action="store_true", help="train without augmentation")
     train.add_argument(
         "--camera-augment",
@@ -144,6 +151,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         seed=args.seed,
         pca_components=args.pca_components,
+        width=args.width,
     )
     out = args.out or Path("artifacts") / f"{config.dataset}-{config.model}"
     print(
