@@ -2,12 +2,12 @@
 a fixed camera rig) and warp it to a rectangle, so a page shot at an angle reads as if seen
 from above. Pure numpy + OpenCV, no I/O.
 
-Detection finds the largest bright quadrilateral (Otsu on a shrunk, blurred frame, writing
-closed over, the outer contour's convex hull reduced to four corners; failing that, the
-largest closed outline of Canny edges), wholly in view: a
-frame that is all paper, a bright region reaching the frame's border (the lit part of a page
-under a shadow), a page smaller than PAGE_MIN_FRACTION of the frame or an outline that is not
-four corners gives no page, and the frame is read as it is.
+Detection finds the largest bright quadrilateral wholly in view (Otsu on a shrunk, blurred
+frame, writing closed over and bridges to bright desk opened away, the outline's convex hull
+reduced to four corners; failing that, the closed outlines of Canny edges). A frame that is
+all paper, a bright region reaching the frame's border (the lit part of a page under a
+shadow), a page smaller than PAGE_MIN_FRACTION of the frame or an outline that is not four
+corners gives no page, and the frame is read as it is.
 """
 
 from __future__ import annotations

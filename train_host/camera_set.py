@@ -3,8 +3,8 @@
 Each image goes through what a Pi camera sees: pen thickness, ink colour, paper tint and
 texture, ruled lines, uneven light and a shadow, rotation, perspective, blur, sensor noise
 and JPEG. With `sheet`, the paper is a whole sheet on a desk seen at an angle (for
-`--page auto`); without it the frame is all paper. Seeded and reproducible; `labels.csv` (file,label,kind) lies beside the images,
-the format `edge bench --camera-set DIR` reads.
+`--page auto`); without it the frame is all paper. Seeded and reproducible; `labels.csv`
+(file,label,kind) lies beside the images, the format `edge bench --camera-set DIR` reads.
 """
 
 from __future__ import annotations
