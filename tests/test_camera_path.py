@@ -142,6 +142,22 @@ def test_camera_set_is_reproducible_and_labelled(shared_data, tmp_path):
     assert json.loads((tmp_path / "set one" / "config.json").read_text())["seed"] == 7
 
 
+@pytest.mark.host
+def test_camera_set_of_validation_digits_for_choosing_settings(shared_data, tmp_path, monkeypatch):
+    pytest.importorskip("tensorflow")
+    from train_host.cli import main
+    from train_host.data import load_dataset, train_val_split
+
+    monkeypatch.setenv("HWR_DATA_DIR", str(shared_data))
+    out = tmp_path / "val set"
+    args = ["camera-set", "--split", "val", "--singles", "2", "--strings", "0", "--out", str(out)]
+    assert main(args) == 0
+    config = json.loads((out / "config.json").read_text())
+    val = train_val_split(load_dataset("mnist", "train", shared_data))[1]
+    assert config["split"] == "val" and config["split_sha256"] == val.sha256
+    assert len((out / "labels.csv").read_text().splitlines()) == 3
+
+
 def test_classify_reads_only_the_region(run_edge, golden_model, shared_data, tmp_path):
     from edge.datasets import load_split
 

@@ -15,8 +15,11 @@ from edge.preprocess import (
     fit_into_box,
     ink_intensity,
     ink_is_dark,
+    MNIST_STROKE_RATIO,
     normalize_character,
+    normalize_stroke_width,
     place_in_canvas,
+    stroke_width,
     to_grey,
     to_model_input,
 )
@@ -91,6 +94,21 @@ def test_thick_marker_strokes_survive_background_flattening():
     ink = ink_intensity(image)
     assert ink[150, 60] > 200  # inside the stroke
     assert ink[150, 150] < 30  # the hole of the ring
+
+
+def ring(stroke: int, size: int = 200) -> np.ndarray:
+    """A 0/255 ring filling a size x size mask, its stroke `stroke` px wide."""
+    mask = np.zeros((size, size), np.uint8)
+    cv2.circle(mask, (size // 2, size // 2), (size - stroke) // 2, 255, stroke)
+    return mask
+
+
+def test_strokes_thicker_than_mnists_are_thinned_and_mnist_like_ones_kept():
+    target = MNIST_STROKE_RATIO * 200  # 23 px
+    marker = normalize_stroke_width(ring(40))  # 1.7 x the median: beyond MNIST's 95th pct
+    assert abs(stroke_width(marker) - target) < 0.25 * target
+    usual = ring(27)  # within MNIST's interquartile range
+    assert np.array_equal(normalize_stroke_width(usual), usual)
 
 
 def test_specks_and_page_edges_are_dropped():

@@ -72,7 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
         "camera-set", help="render test-split characters as camera photos of ink on paper"
     )
     camera.add_argument("--dataset", type=str, default="mnist", help="source of characters (mnist)")
-    camera.add_argument("--split", type=str, default="test", help="split to render (test)")
+    camera.add_argument(
+        "--split",
+        type=str,
+        default="test",
+        help="split to render (test); val: the validation digits `train-host train` holds out "
+        "of the training split (10%%, seed 0), for choosing settings without the test split",
+    )
     camera.add_argument(
         "--out",
         type=Path,
@@ -205,7 +211,7 @@ def cmd_camera_set(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from train_host.camera_set import CameraSetConfig, build_camera_set
-    from train_host.data import load_dataset
+    from train_host.data import load_dataset, train_val_split
 
     if not 1 <= args.min_length <= args.max_length:
         raise EdgeError("--min-length must be at least 1 and at most --max-length")
@@ -218,8 +224,12 @@ def cmd_camera_set(args: argparse.Namespace) -> int:
         touching=args.touching,
         sheet=args.sheet,
     )
+    if args.split == "val":
+        source = train_val_split(load_dataset(args.dataset, "train"))[1]
+    else:
+        source = load_dataset(args.dataset, args.split)
     labels = build_camera_set(
-        load_dataset(args.dataset, args.split),
+        source,
         args.out,
         config,
         progress=lambda jobs: tqdm(jobs, desc="rendering", unit="image"),
