@@ -2,11 +2,13 @@
 a fixed camera rig) and warp it to a rectangle, so a page shot at an angle reads as if seen
 from above. Pure numpy + OpenCV, no I/O.
 
-Detection finds the largest bright quadrilateral wholly in view (Otsu on a shrunk, blurred
-frame, writing closed over and bridges to bright desk opened away, the outline's convex hull
-reduced to four corners; failing that, the closed outlines of Canny edges). A frame that is
-all paper, a bright region reaching the frame's border (the lit part of a page under a
-shadow), a page smaller than PAGE_MIN_FRACTION of the frame or an outline that is not four
+Detection finds the largest bright quadrilateral in view (Otsu on a shrunk, blurred frame,
+writing closed over and bridges to bright desk opened away, the outline's convex hull reduced
+to four corners; failing that, the closed outlines of Canny edges). A sheet with one corner
+beyond the frame's edge is completed: its outline is three corners and a stretch of the
+border, and the missing corner is where the two edges running into the border meet. A frame
+that is all paper, any other bright region reaching the border (the lit part of a page under
+a shadow), a page smaller than PAGE_MIN_FRACTION of the frame or an outline that is not four
 corners gives no page, and the frame is read as it is.
 """
 
@@ -153,12 +155,17 @@ def _outlines(small: np.ndarray):
 def _sheet_corners(outline: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
     """The outline's four corners when it is a whole sheet in view of a plausible size."""
     hull = cv2.convexHull(outline)
-    if _cut_by_frame(hull, shape):
-        return None
     fraction = cv2.contourArea(hull) / float(shape[0] * shape[1])
     if not PAGE_MIN_FRACTION <= fraction <= PAGE_MAX_FRACTION:
         return None
-    return _four_corners(hull)
+    if not _cut_by_frame(hull, shape):
+        return _four_corners(hull)
+    quad = _corner_beyond_frame(hull, shape)
+    if quad is None:
+        quad = _four_corners(hull)  # a corner just at the frame's edge, and no other
+        if quad is not None and _on_border(quad, shape).sum() > 1:
+            return None
+    return quad
 
 
 def _cut_by_frame(outline: np.ndarray, shape: tuple[int, int]) -> bool:
@@ -166,6 +173,61 @@ def _cut_by_frame(outline: np.ndarray, shape: tuple[int, int]) -> bool:
     (a lit part of a page with a shadow across it, or a sheet larger than the frame)."""
     x, y, w, h = cv2.boundingRect(outline)
     return x <= 1 or y <= 1 or x + w >= shape[1] - 1 or y + h >= shape[0] - 1
+
+
+def _corner_beyond_frame(hull: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
+    """The four corners of a sheet with one corner out of view, or None.
+
+    Such a sheet's outline is its three corners in view and a stretch of the frame's border
+    (two points on one side, or three round a frame corner). The missing corner is where the
+    two sheet edges that run into the border meet, beyond it. Any other shape reaching the
+    border (a lit part of a page with a shadow across it has two or more frame corners, or
+    fewer than three of its own) is no sheet.
+    """
+    h, w = shape
+    perimeter = cv2.arcLength(hull, True)
+    for tolerance in (0.005, 0.01, *CORNER_TOLERANCES):
+        poly = cv2.approxPolyDP(hull, tolerance * perimeter, True).reshape(-1, 2)
+        poly = poly.astype(np.float64)
+        border = _on_border(poly, shape)
+        if (~border).sum() != 3 or not 2 <= border.sum() <= 3:
+            continue
+        # Turn the ring so the three corners in view come first, the border stretch last.
+        start = next(i for i in range(len(poly)) if border[i - 1] and not border[i])
+        ring = np.roll(poly, -start, axis=0)
+        if border[np.roll(np.arange(len(poly)), -start)][:3].any():
+            return None  # the border points are not one stretch
+        missing = _intersection(ring[2], ring[3], ring[0], ring[-1])
+        if missing is None or (0 <= missing[0] < w and 0 <= missing[1] < h):
+            return None
+        if np.hypot(*(missing - ring[0])) > max(h, w) or np.hypot(*(missing - ring[2])) > max(h, w):
+            return None
+        quad = np.float32([ring[0], ring[1], ring[2], missing])
+        if cv2.contourArea(quad) < cv2.contourArea(hull.astype(np.float32)):
+            return None
+        return quad
+    return None
+
+
+def _on_border(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which of the (N, 2) points lie on the frame's border (within a pixel)."""
+    h, w = shape
+    x, y = points[:, 0], points[:, 1]
+    return (x <= 1) | (y <= 1) | (x >= w - 2) | (y >= h - 2)
+
+
+def _intersection(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray | None:
+    """Where the line from a through b meets the line from c through d, beyond b and d
+    (None for parallel lines or a meeting point behind them)."""
+    r, s = b - a, d - c
+    cross = r[0] * s[1] - r[1] * s[0]
+    if abs(cross) < 1e-9:
+        return None
+    t = ((c[0] - a[0]) * s[1] - (c[1] - a[1]) * s[0]) / cross
+    u = ((c[0] - a[0]) * r[1] - (c[1] - a[1]) * r[0]) / cross
+    if t < 1.0 or u < 1.0:
+        return None
+    return a + t * r
 
 
 def _four_corners(hull: np.ndarray) -> np.ndarray | None:

@@ -71,6 +71,28 @@ def test_frames_without_a_page_edge_are_read_as_they_are(mnist_digits, golden_mo
     assert auto.page is None and auto.text == plain.text
 
 
+# The same sheet with its bottom-right corner beyond the frame's right edge.
+CORNER_OUT = np.float32([[150, 70], [540, 110], [690, 430], [70, 400]])
+
+
+def test_a_sheet_with_a_corner_out_of_view_is_completed(mnist_digits, golden_model):
+    images, labels = mnist_digits
+    frame = sheet_in_frame(render_page(list(images[:4]), per_line=4), CORNER_OUT)
+    page = find_page(frame)
+    assert page is not None
+    assert np.abs(page.corners - CORNER_OUT).max() < 10  # the missing one from two edges
+    reading = read_frame(frame, Classifier(golden_model), 0.0, page=page)
+    assert reading.text == "".join(str(v) for v in labels[:4])
+
+
+def test_a_shadow_across_all_paper_is_no_page():
+    paper = np.full((480, 640), 200, np.uint8)
+    paper[:, 420:] = 110  # a hard shadow: the lit part reaches the border on three sides
+    tilted = np.full((480, 640), 200, np.uint8)
+    cv2.fillPoly(tilted, [np.int32([[400, 0], [640, 0], [640, 480], [250, 480]])], 110)
+    assert find_page(paper) is None and find_page(tilted) is None
+
+
 def test_order_corners_from_any_order():
     shuffled = CORNERS[[3, 1, 0, 2]]
     assert np.array_equal(order_corners(shuffled), CORNERS)

@@ -10,12 +10,12 @@ import pytest
 
 from edge.camera import read_image
 from edge.preprocess import (
+    MNIST_STROKE_RATIO,
     PreprocessSpec,
     extract_character,
     fit_into_box,
     ink_intensity,
     ink_is_dark,
-    MNIST_STROKE_RATIO,
     normalize_character,
     normalize_stroke_width,
     place_in_canvas,
