@@ -56,6 +56,9 @@ CHAR_ASPECT = 0.8
 SPLIT_ASPECT = 1.1
 # ... but only when every piece is at least this fraction of the blob's height.
 PIECE_MIN_HEIGHT = 0.6
+# A hole in a character's mask is a hollow stroke's inside, not a loop, when its grey lies
+# within this fraction of the way from the character's ink to the paper around it.
+INK_HOLE = 0.25
 # A blob up to this wide (about ten touching characters) is split; a wider one is a line.
 MAX_BLOB_ASPECT = 8.0
 
@@ -365,7 +368,7 @@ def find_characters(
             blob = np.isin(labels[box.y : box.y + box.h, box.x : box.x + box.w], members)
             whole = (
                 box.scaled(scale),
-                character_crop(strokes, blob.astype(np.uint8) * 255, box, spec),
+                character_crop(strokes, blob.astype(np.uint8) * 255, box, spec, grey),
             )
         pieces += [(piece_box, own, group, whole) for piece_box, own in split]
     pieces = [p for p in pieces if p[0].w <= MAX_ASPECT * p[0].h]
@@ -373,7 +376,7 @@ def find_characters(
     for line_no, line in enumerate(order_lines([p[0] for p in pieces])):
         for k in line:
             box, own, group, (whole_box, whole_crop) = pieces[k]
-            crop = character_crop(strokes, own, box, spec)
+            crop = character_crop(strokes, own, box, spec, grey)
             out.append(Character(box.scaled(scale), line_no, crop, group, whole_box, whole_crop))
     return out
 
@@ -420,10 +423,53 @@ def split_touching(
     return pieces
 
 
-def character_crop(ink: np.ndarray, own: np.ndarray, box: Box, spec: PreprocessSpec) -> np.ndarray:
-    """The 28x28 model crop of one character: only its own ink (`own`, the box's mask)."""
+def character_crop(
+    ink: np.ndarray, own: np.ndarray, box: Box, spec: PreprocessSpec, grey: np.ndarray
+) -> np.ndarray:
+    """The 28x28 model crop of one character: only its own ink (`own`, the box's mask, its
+    hollow strokes filled: see `fill_hollow_strokes`)."""
     window = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
+    own = fill_hollow_strokes(own, grey[window])
     pad = max(2, box.h // 10)
     own = cv2.copyMakeBorder(own, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     crop = cv2.copyMakeBorder(ink[window], pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     return normalize_character(character_glyph(crop, own, spec.box), spec)
+
+
+def fill_hollow_strokes(own: np.ndarray, grey: np.ndarray) -> np.ndarray:
+    """Fill the holes of a character's mask that are ink, not paper.
+
+    Where the paper-brightness estimate is narrower than a broad marker's stroke, the
+    middle of the stroke reads as paper and only its outline is ink: a marker's 1 becomes a
+    0. The frame itself tells the two apart: inside a loop the grey is the paper's, inside a
+    hollow stroke it is the ink's. A hole is filled when its median grey lies much nearer the
+    character's ink than the paper around the character (INK_HOLE of the way; a small loop
+    that the camera's blur darkens stays nearer the paper).
+
+    Args:
+        own: uint8 0/255 mask of the character in its box.
+        grey: the frame's grey levels in the same box.
+    """
+    contours, hierarchy = cv2.findContours(own, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None or (hierarchy[0][:, 3] < 0).all():
+        return own
+    holes = [c for c, row in zip(contours, hierarchy[0], strict=True) if row[3] >= 0]
+    inside = np.zeros_like(own)
+    cv2.drawContours(inside, holes, -1, 255, cv2.FILLED)
+    paper = (own == 0) & (inside == 0)
+    ink = own > 0
+    if not paper.any():
+        return own
+    ink_level, paper_level = float(np.median(grey[ink])), float(np.median(grey[paper]))
+    if paper_level - ink_level < 1:
+        return own
+    filled = own.copy()
+    for hole in holes:
+        area = np.zeros_like(own)
+        cv2.drawContours(area, [hole], -1, 255, cv2.FILLED)
+        pixels = (area > 0) & ~ink
+        if pixels.any() and np.median(grey[pixels]) < ink_level + INK_HOLE * (
+            paper_level - ink_level
+        ):
+            filled |= area
+    return filled

@@ -8,7 +8,14 @@ import numpy as np
 from edge.interpreter import Classifier
 from edge.pipeline import read_frame
 from edge.preprocess import extract_character
-from edge.segment import Box, attach_fragments, find_characters, order_lines, remove_rules
+from edge.segment import (
+    Box,
+    attach_fragments,
+    fill_hollow_strokes,
+    find_characters,
+    order_lines,
+    remove_rules,
+)
 
 
 def render_page(
@@ -135,6 +142,22 @@ def test_a_rule_remnant_beside_a_character_is_not_its_fragment():
     merged = attach_fragments([four, arm, remnant])
     assert Box(95, 227, 67, 60) in [box for box, _ in merged]
     assert Box(0, 258, 91, 7) in [box for box, _ in merged]
+
+
+def test_a_hollow_marker_stroke_is_filled_and_a_loop_is_not():
+    # A marker's 1 whose middle the paper estimate took for paper: only its outline is ink,
+    # but the frame is as dark inside it as on the outline.
+    grey = np.full((120, 60), 210, np.uint8)
+    cv2.rectangle(grey, (20, 10), (40, 110), 40, -1)
+    outline = np.zeros_like(grey)
+    cv2.rectangle(outline, (20, 10), (40, 110), 255, 3)
+    filled = fill_hollow_strokes(outline, grey)
+    assert filled[60, 30] == 255 and filled[5, 5] == 0
+    # A 0: the inside of the loop is paper.
+    ring_grey = np.full((120, 80), 210, np.uint8)
+    cv2.ellipse(ring_grey, (40, 60), (25, 50), 0, 0, 360, 40, 6)
+    ring = np.where(ring_grey < 125, 255, 0).astype(np.uint8)
+    assert np.array_equal(fill_hollow_strokes(ring, ring_grey), ring)
 
 
 def test_order_lines_sorts_lines_top_to_bottom():
