@@ -181,9 +181,22 @@ def remove_rules(mask: np.ndarray, char_height: float) -> np.ndarray | None:
     thickness = _rule_thickness(mask, band)
     band = cv2.dilate(band, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thickness, thickness)))
     kept = cv2.bitwise_and(mask, cv2.bitwise_not(band))
-    bridge = cv2.getStructuringElement(cv2.MORPH_RECT, (1, thickness + 2))
+    height = max(thickness, band_height(band, length))
+    bridge = cv2.getStructuringElement(cv2.MORPH_RECT, (1, height + 2))
     bridged = cv2.bitwise_and(cv2.morphologyEx(kept, cv2.MORPH_CLOSE, bridge), band)
     return cv2.bitwise_or(kept, bridged)
+
+
+def band_height(band: np.ndarray, length: float) -> int:
+    """The tallest run of the rules' band down any column, runs shorter than a rule only (a
+    vertical rule's band runs its whole length down a column). Near-parallel segments through one
+    rule, fanned out by a thick stroke lying on it, widen the band beyond one rule's thickness:
+    strokes crossing it must be bridged over its whole height."""
+    columns = np.pad(band.T > 0, ((0, 0), (1, 1))).astype(np.int8)  # one row per column
+    steps = np.diff(columns, axis=1).ravel()  # in column order, so starts and ends pair up
+    runs = np.flatnonzero(steps == -1) - np.flatnonzero(steps == 1)
+    runs = runs[runs < length]
+    return int(runs.max()) if len(runs) else 0
 
 
 def may_hold_rules(mask: np.ndarray, length: float, gap: int) -> bool:

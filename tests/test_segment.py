@@ -126,6 +126,18 @@ def test_remove_rules_on_a_large_frame_finds_tilted_rules():
     assert (cleaned[250:450, 800:806] > 0).mean() > 0.9  # the stroke is bridged again
 
 
+def test_a_thick_stroke_lying_on_a_rule_is_not_cut_by_it():
+    # A marker's loop lying on a tilted rule: the Hough search fans out several segments
+    # through the thick ink, and the band they make is taller than one rule.
+    mask = np.zeros((480, 640), np.uint8)
+    cv2.line(mask, (0, 250), (639, 262), 255, 2)
+    cv2.ellipse(mask, (300, 245), (45, 40), 0, 0, 360, 255, -1)
+    cv2.rectangle(mask, (290, 120), (312, 245), 255, -1)
+    cleaned = remove_rules(mask, char_height=160)
+    assert cleaned[120:285, 300].all()  # the stem and loop keep every row
+    assert not cleaned[251, 10] and not cleaned[260, 600]  # the rule is gone
+
+
 def test_remove_rules_without_rules_returns_none():
     mask = np.zeros((200, 300), np.uint8)
     mask[40:140, 150:154] = 255
