@@ -133,6 +133,19 @@ def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(np.asarray(values)[order][np.searchsorted(cumulative, cumulative[-1] / 2.0)])
 
 
+def character_height(mask: np.ndarray, stats: np.ndarray) -> float:
+    """The characters' height (see `compact_height`). When every character touches a rule,
+    no component is compact: the height is then measured with the rules that a search
+    for lines of the frame's length alone finds taken out."""
+    height = compact_height(stats)
+    if height > 0:
+        return height
+    first = remove_rules(mask, 0.0)
+    if first is None:
+        return 0.0
+    return compact_height(cv2.connectedComponentsWithStats(first, connectivity=8)[2])
+
+
 def working_resolution(grey: np.ndarray) -> tuple[np.ndarray, float]:
     """Shrink frames larger than MAX_FRAME_SIDE (area averaging); returns (image, scale back)."""
     side = max(grey.shape)
@@ -353,7 +366,7 @@ def find_characters(
     strokes = ink_intensity(grey, ink)
     mask = binarize(strokes, spec.threshold)
     boxes, labels, stats = components(mask)
-    without_rules = remove_rules(mask, compact_height(stats))
+    without_rules = remove_rules(mask, character_height(mask, stats))
     if without_rules is not None:
         mask = without_rules
         boxes, labels, stats = components(mask)

@@ -11,6 +11,8 @@ from edge.preprocess import extract_character
 from edge.segment import (
     Box,
     attach_fragments,
+    character_height,
+    compact_height,
     fill_hollow_strokes,
     find_characters,
     order_lines,
@@ -136,6 +138,16 @@ def test_a_thick_stroke_lying_on_a_rule_is_not_cut_by_it():
     cleaned = remove_rules(mask, char_height=160)
     assert cleaned[120:285, 300].all()  # the stem and loop keep every row
     assert not cleaned[251, 10] and not cleaned[260, 600]  # the rule is gone
+
+
+def test_character_height_when_every_character_touches_a_rule():
+    mask = np.zeros((480, 640), np.uint8)
+    for x in range(100, 500, 100):
+        cv2.rectangle(mask, (x, 200), (x + 30, 259), 255, 4)  # four characters 64 px tall
+    cv2.line(mask, (0, 230), (639, 236), 255, 2)  # one rule through all of them
+    stats = cv2.connectedComponentsWithStats(mask, connectivity=8)[2]
+    assert compact_height(stats) == 0.0  # one long component: nothing compact
+    assert abs(character_height(mask, stats) - 64) <= 2
 
 
 def test_remove_rules_without_rules_returns_none():
