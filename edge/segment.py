@@ -44,6 +44,8 @@ MERGE_OVERLAP = 0.5
 # a piece of that character (strokes that do not touch), not a character of its own.
 FRAGMENT_HEIGHT = 0.6
 FRAGMENT_GAP = 0.2
+# No character is read below this height in pixels (the model's glyph is 20 px tall).
+MIN_CHARACTER_HEIGHT = 8
 # Blobs shorter than this fraction of the median character height are specks, not characters.
 MIN_HEIGHT_FRACTION = 0.4
 # Wider than this many times its height, a blob is a stroke or a line, not a character
@@ -135,12 +137,16 @@ def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
 
 def character_height(mask: np.ndarray, stats: np.ndarray) -> float:
     """The characters' height (see `compact_height`). When every character touches a rule,
-    no component is compact: the height is then measured with the rules that a search
-    for lines of the frame's length alone finds taken out."""
+    no component is compact but specks: the height (none, or under MIN_CHARACTER_HEIGHT) is
+    then measured with the rules that a search for lines of the frame's length alone finds
+    taken out."""
     height = compact_height(stats)
-    if height > 0:
+    if height >= MIN_CHARACTER_HEIGHT:
         return height
-    first = remove_rules(mask, 0.0)
+    # The tallest characters a rule search allows (a rule is RULE_MIN_HEIGHTS of them long):
+    # the search bridges the breaks of faint rules as it would for characters that tall.
+    tallest = RULE_MIN_FRACTION * min(mask.shape) / RULE_MIN_HEIGHTS
+    first = remove_rules(mask, tallest)
     if first is None:
         return 0.0
     return compact_height(cv2.connectedComponentsWithStats(first, connectivity=8)[2])
