@@ -493,12 +493,13 @@ def fill_hollow_strokes(own: np.ndarray, grey: np.ndarray) -> np.ndarray:
     if paper_level - ink_level < 1:
         return own
     filled = own.copy()
+    darkest = ink_level + INK_HOLE * (paper_level - ink_level)
     for hole in holes:
-        area = np.zeros_like(own)
-        cv2.drawContours(area, [hole], -1, 255, cv2.FILLED)
-        pixels = (area > 0) & ~ink
-        if pixels.any() and np.median(grey[pixels]) < ink_level + INK_HOLE * (
-            paper_level - ink_level
-        ):
-            filled |= area
+        x, y, w, h = cv2.boundingRect(hole)
+        window = (slice(y, y + h), slice(x, x + w))
+        area = np.zeros((h, w), np.uint8)
+        cv2.drawContours(area, [hole], -1, 255, cv2.FILLED, offset=(-x, -y))
+        pixels = (area > 0) & ~ink[window]
+        if pixels.any() and np.median(grey[window][pixels]) < darkest:
+            filled[window] |= area
     return filled
