@@ -73,3 +73,47 @@ def test_list_experiments(capsys):
     assert main(["reproduce", "list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in ("seed-001", "seed-002", "seed-003"))
+
+
+def test_an_interrupted_fit_goes_on_from_its_last_epoch(tmp_path):
+    import keras
+
+    from edge.preprocess import PreprocessSpec
+    from train_host.reproduce.common import Data, fit
+
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 4, 4, 1)).astype(np.float32)
+    y = (x.mean(axis=(1, 2, 3)) > 0.5).astype(np.int64)
+    data = Data("toy", ("0", "1"), PreprocessSpec(), x, y, x, y, x, y)
+
+    def model():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((4, 4, 1))
+        flat = keras.layers.Flatten()(inputs)
+        return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(flat))
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 3:
+                raise KeyboardInterrupt  # as a killed session would stop it
+
+    folder = tmp_path / "resume"
+    with pytest.raises(KeyboardInterrupt):
+        fit(model(), data, keras.optimizers.SGD(0.1), 6, 16, [Interrupt()], resume_dir=folder)
+    seen = []
+
+    class Epochs(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(epoch)
+
+    second = model()
+    history, seconds = fit(
+        second, data, keras.optimizers.SGD(0.1), 6, 16, [Epochs()], resume_dir=folder
+    )
+    assert seen == [3, 4, 5]  # the three finished epochs are not trained again
+    assert len(history["val_accuracy"]) == 6 and seconds > 0
+    best = int(np.argmax(history["val_accuracy"]))
+    loss, accuracy = second.evaluate(x, y, verbose=0, return_dict=False)
+    assert abs(accuracy - history["val_accuracy"][best]) < 1e-6  # the best epoch's weights
+    again, _ = fit(model(), data, keras.optimizers.SGD(0.1), 6, 16, [Epochs()], resume_dir=folder)
+    assert seen == [3, 4, 5] and again == history  # all done: nothing trained

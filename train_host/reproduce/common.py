@@ -159,21 +159,86 @@ def epoch_progress(name: str, epochs: int, progress: Callable[[str], None]):
     return EpochLine()
 
 
-def fit(model, data: Data, optimizer, epochs: int, batch_size: int, callbacks=(), verbose=0):
-    """Compile and fit with validation each epoch; returns (history dict, seconds)."""
+def fit(
+    model,
+    data: Data,
+    optimizer,
+    epochs: int,
+    batch_size: int,
+    callbacks=(),
+    verbose=0,
+    resume_dir: Path | None = None,
+):
+    """Compile and fit with validation each epoch; returns (history dict, seconds).
+
+    With `resume_dir` the run survives an interruption (a long run on a small machine):
+    after every epoch the training state is backed up (Keras BackupAndRestore), the epoch's
+    metrics appended to `history.csv` and the best validation epoch's weights kept in
+    `best.weights.h5`; called again, it goes on from the last finished epoch (or, when all
+    epochs are done, trains nothing), and returns every epoch's history and the seconds of
+    all calls, with the best epoch's weights loaded. Batches after a resume are shuffled
+    differently from an uninterrupted run.
+    """
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    extra, done, spent = [], {}, 0.0
+    if resume_dir is not None:
+        extra, done, spent = _resumable(resume_dir)
     start = time.perf_counter()
-    history = model.fit(
-        data.x_train,
-        data.y_train,
-        epochs=epochs,
-        batch_size=batch_size,
-        validation_data=(data.x_val, data.y_val),
-        callbacks=list(callbacks),
-        verbose=verbose,
-    )
-    seconds = time.perf_counter() - start
-    return {k: [float(v) for v in vals] for k, vals in history.history.items()}, seconds
+    if len(done.get("val_accuracy", [])) < epochs:
+        history = model.fit(
+            data.x_train,
+            data.y_train,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=(data.x_val, data.y_val),
+            callbacks=list(callbacks) + extra,
+            verbose=verbose,
+        ).history
+    seconds = time.perf_counter() - start + spent
+    if resume_dir is None:
+        return {k: [float(v) for v in vals] for k, vals in history.items()}, seconds
+    atomic_write_bytes(resume_dir / "seconds.json", json.dumps({"seconds": seconds}).encode())
+    model.load_weights(resume_dir / "best.weights.h5")
+    return read_history(resume_dir / "history.csv"), seconds
+
+
+def _resumable(folder: Path) -> tuple[list, dict, float]:
+    """The callbacks that make a fit resumable in `folder`, the epochs already done and the
+    seconds already spent."""
+    import keras
+
+    folder.mkdir(parents=True, exist_ok=True)
+    done = read_history(folder / "history.csv")
+    seconds_file = folder / "seconds.json"
+    spent = json.loads(seconds_file.read_text())["seconds"] if seconds_file.is_file() else 0.0
+    best = max(done.get("val_accuracy", []), default=None)
+    callbacks = [
+        keras.callbacks.CSVLogger(str(folder / "history.csv"), append=True),
+        keras.callbacks.ModelCheckpoint(
+            str(folder / "best.weights.h5"),
+            monitor="val_accuracy",
+            mode="max",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=best,
+        ),
+        keras.callbacks.BackupAndRestore(str(folder / "backup")),
+    ]
+    return callbacks, done, spent
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """Per-epoch metrics from a Keras CSVLogger file (each epoch once, the last row kept),
+    without the epoch column; empty when the file does not exist."""
+    import csv
+
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
+    ordered = [rows[e] for e in sorted(rows)]
+    keys = [k for k in (ordered[0] if ordered else {}) if k != "epoch"]
+    return {k: [float(row[k]) for row in ordered] for k in keys}
 
 
 def accuracy_of(probs: np.ndarray, labels: np.ndarray) -> float:

@@ -125,6 +125,8 @@ QUICK_RUNS = ("simple_nn", "enhanced_nn", "simple_cnn", "enhanced_cnn_adam")
 
 
 def _train_one(name, builder, optimizer, epochs, data: Data, options: Options) -> tuple:
+    """Train one model; full-scale runs resume after an interruption (runs/seed-002/resume/
+    NAME: the same command goes on from the last finished epoch)."""
     import keras
 
     keras.utils.set_random_seed(options.seed)
@@ -134,7 +136,10 @@ def _train_one(name, builder, optimizer, epochs, data: Data, options: Options) -
     )
     batch = options.batch_size or BATCH_SIZE
     lines = epoch_progress(name, epochs, options.progress)
-    history, seconds = fit(model, data, _optimizer(optimizer), epochs, batch, [best, lines])
+    resume = None if options.quick else options.run_dir(NAME) / "resume" / name
+    history, seconds = fit(
+        model, data, _optimizer(optimizer), epochs, batch, [best, lines], resume_dir=resume
+    )
     probs = predict(model, data.x_test)
     result = {
         "params": int(model.count_params()),
