@@ -195,7 +195,7 @@ def _corner_beyond_frame(hull: np.ndarray, shape: tuple[int, int]) -> np.ndarray
         # Turn the ring so the three corners in view come first, the border stretch last.
         start = next(i for i in range(len(poly)) if border[i - 1] and not border[i])
         ring = np.roll(poly, -start, axis=0)
-        if border[np.roll(np.arange(len(poly)), -start)][:3].any():
+        if np.roll(border, -start)[:3].any():
             return None  # the border points are not one stretch
         missing = _intersection(ring[2], ring[3], ring[0], ring[-1])
         if missing is None or (0 <= missing[0] < w and 0 <= missing[1] < h):
