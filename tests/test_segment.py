@@ -140,6 +140,23 @@ def test_a_thick_stroke_lying_on_a_rule_is_not_cut_by_it():
     assert not cleaned[251, 10] and not cleaned[260, 600]  # the rule is gone
 
 
+def test_a_faint_dashed_rule_is_removed_along_its_whole_length():
+    """A faint rule breaks into dashes a pixel out of line with each other: the Hough walk
+    drifts off it part of the way across, and the rest, shorter than a rule, used to stay
+    and join the characters above it."""
+    mask = np.zeros((480, 640), np.uint8)
+    rng = np.random.default_rng(0)
+    x = 0
+    while x < 640:
+        x1 = min(639, x + int(rng.integers(20, 40)))
+        cv2.line(mask, (x, round(250 + 0.027 * x)), (x1, round(250 + 0.027 * x1)), 255, 1)
+        x = x1 + int(rng.integers(4, 12))
+    cv2.ellipse(mask, (400, 235), (14, 20), 0, 0, 360, 255, 4)  # a 0 standing on it
+    cleaned = remove_rules(mask, char_height=45)
+    assert cv2.countNonZero(cleaned[:, :380]) == 0 and cv2.countNonZero(cleaned[:, 420:]) == 0
+    assert cleaned[215:218, 395:405].any() and cleaned[235, 384:390].any()  # the 0 stays
+
+
 def test_character_height_when_every_character_touches_a_rule():
     mask = np.zeros((480, 640), np.uint8)
     for x in range(100, 500, 100):
