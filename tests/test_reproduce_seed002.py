@@ -100,6 +100,8 @@ def test_an_interrupted_fit_goes_on_from_its_last_epoch(tmp_path):
     folder = tmp_path / "resume"
     with pytest.raises(KeyboardInterrupt):
         fit(model(), data, keras.optimizers.SGD(0.1), 6, 16, [Interrupt()], resume_dir=folder)
+    interrupted = json.loads((folder / "seconds.json").read_text())["seconds"]
+    assert interrupted > 0  # the three finished epochs' time is kept
     seen = []
 
     class Epochs(keras.callbacks.Callback):
@@ -111,7 +113,7 @@ def test_an_interrupted_fit_goes_on_from_its_last_epoch(tmp_path):
         second, data, keras.optimizers.SGD(0.1), 6, 16, [Epochs()], resume_dir=folder
     )
     assert seen == [3, 4, 5]  # the three finished epochs are not trained again
-    assert len(history["val_accuracy"]) == 6 and seconds > 0
+    assert len(history["val_accuracy"]) == 6 and seconds > interrupted
     best = int(np.argmax(history["val_accuracy"]))
     loss, accuracy = second.evaluate(x, y, verbose=0, return_dict=False)
     assert abs(accuracy - history["val_accuracy"][best]) < 1e-6  # the best epoch's weights

@@ -223,8 +223,24 @@ def _resumable(folder: Path) -> tuple[list, dict, float]:
             initial_value_threshold=best,
         ),
         keras.callbacks.BackupAndRestore(str(folder / "backup")),
+        _seconds_logger(keras, seconds_file, spent),
     ]
     return callbacks, done, spent
+
+
+def _seconds_logger(keras, path: Path, spent: float):
+    """A callback that writes the seconds of all calls so far to `path` after every epoch, so
+    an interrupted call's time is counted too."""
+
+    class SecondsLogger(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = spent + time.perf_counter() - self.start
+            atomic_write_bytes(path, json.dumps({"seconds": seconds}).encode())
+
+    return SecondsLogger()
 
 
 def read_history(path: Path) -> dict[str, list[float]]:
