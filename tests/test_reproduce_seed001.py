@@ -249,3 +249,19 @@ def test_second_run_resumes_without_new_trials(quick_run):
     assert trial_count() == before == 3 * (3 + 2)
     for search in _metrics(quick_run)["search"].values():
         assert search["coarse"]["new_trials"] == search["fine"]["new_trials"] == 0
+
+
+def test_more_coarse_trials_give_the_fine_stage_new_bounds(quick_run):
+    """A reduced search taken further resumes its coarse trials, and its fine stage starts
+    afresh inside the bounds of all of them (not the bounds of the first few)."""
+    from train_host.cli import main
+    from train_host.reproduce.seed_001_search import kde_bounds
+
+    args = ["reproduce", "seed-001", "--quick", "--trials", "4", "--no-export"]
+    assert main([*args, "--out", str(quick_run)]) == 0
+    for search in _metrics(quick_run)["search"].values():
+        coarse, fine = search["coarse"], search["fine"]
+        assert (coarse["trials"], coarse["new_trials"]) == (4, 1)
+        assert (fine["trials"], fine["new_trials"]) == (4, 4)
+        expected = kde_bounds(coarse["values"], coarse["params"])[0]
+        assert search["bounds"] == {k: list(v) for k, v in expected.items()}

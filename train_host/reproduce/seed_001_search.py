@@ -164,8 +164,12 @@ def staged_search(
     coarse = _stage(
         coarse_study, coarse_objective, settings.coarse_trials, progress, f"{arch} coarse"
     )
-    fine_study = open_study(f"{name}.fine", settings.storage, settings.seed)
-    if "bounds" not in fine_study.user_attrs:  # a resumed search keeps its first bounds
+    # The fine stage's bounds come from all the coarse trials: a search resumed with more of
+    # them (a reduced run taken to full scale) starts a fresh fine study from new bounds, and
+    # an interrupted fine stage resumes with the bounds it began with.
+    fine_name = f"{name}.fine.from{settings.coarse_trials}"
+    fine_study = open_study(fine_name, settings.storage, settings.seed)
+    if "bounds" not in fine_study.user_attrs:
         bounds, batch, top = kde_bounds(coarse["values"], coarse["params"])
         fine_study.set_user_attr("bounds", {"ranges": bounds, "batch_size": batch, "top": top})
     found = fine_study.user_attrs["bounds"]
