@@ -336,9 +336,12 @@ def _column_overlap(a: Box, b: Box) -> float:
     return overlap / max(1, min(a.w, b.w))
 
 
-def merge_into_characters(boxes: list[Box], areas: list[int]) -> list[tuple[Box, list[int]]]:
+def merge_into_characters(
+    boxes: list[Box], areas: list[int], frame_shape: tuple[int, int]
+) -> list[tuple[Box, list[int]]]:
     """Group component indices into characters: components sharing a column and close
-    vertically (within the taller one's height) belong together.
+    vertically (within the taller one's height) belong together. Ink cut by the frame's edge
+    (a rule running out of view, a shadow) is not joined to a character inside the frame.
 
     Returns:
         (box, component indices) per character.
@@ -348,6 +351,9 @@ def merge_into_characters(boxes: list[Box], areas: list[int]) -> list[tuple[Box,
         box = boxes[i]
         for g, (gbox, members) in enumerate(groups):
             gap = max(gbox.y - (box.y + box.h), box.y - (gbox.y + gbox.h), 0)
+            apart = _touches_edge(box, frame_shape) != _touches_edge(gbox, frame_shape)
+            if apart:
+                continue
             if _column_overlap(gbox, box) >= MERGE_OVERLAP and gap <= max(gbox.h, box.h) * 0.5:
                 groups[g] = (gbox.union(box), [*members, i])
                 break
@@ -397,11 +403,14 @@ def attach_fragments(groups: list[tuple[Box, list[int]]]) -> list[tuple[Box, lis
 
 def is_character(box: Box, median_height: float, frame_shape: tuple[int, int]) -> bool:
     """Reject specks, long strokes and blobs cut by the frame edge."""
-    h, w = frame_shape
     if box.h < MIN_HEIGHT_FRACTION * median_height or box.w > MAX_BLOB_ASPECT * box.h:
         return False
-    touches = box.x == 0 or box.y == 0 or box.x + box.w >= w or box.y + box.h >= h
-    return not touches
+    return not _touches_edge(box, frame_shape)
+
+
+def _touches_edge(box: Box, frame_shape: tuple[int, int]) -> bool:
+    h, w = frame_shape
+    return box.x == 0 or box.y == 0 or box.x + box.w >= w or box.y + box.h >= h
 
 
 def order_lines(boxes: list[Box]) -> list[list[int]]:
@@ -451,7 +460,7 @@ def find_characters(
     areas = [b.w * b.h for b in boxes]
     kept = sorted(range(len(boxes)), key=lambda i: -areas[i])[:MAX_COMPONENTS]
     kept = sorted(i for i in kept if areas[i] >= MIN_INK_PIXELS)
-    groups = merge_into_characters([boxes[i] for i in kept], [areas[i] for i in kept])
+    groups = merge_into_characters([boxes[i] for i in kept], [areas[i] for i in kept], mask.shape)
     groups = attach_fragments(groups)
     if not groups:
         return []

@@ -15,6 +15,7 @@ from edge.segment import (
     compact_height,
     fill_hollow_strokes,
     find_characters,
+    merge_into_characters,
     order_lines,
     remove_rules,
 )
@@ -155,6 +156,16 @@ def test_a_faint_dashed_rule_is_removed_along_its_whole_length():
     cleaned = remove_rules(mask, char_height=45)
     assert cv2.countNonZero(cleaned[:, :380]) == 0 and cv2.countNonZero(cleaned[:, 420:]) == 0
     assert cleaned[215:218, 395:405].any() and cleaned[235, 384:390].any()  # the 0 stays
+
+
+def test_ink_cut_by_the_frame_edge_is_not_joined_to_a_character():
+    """A thick rule running out of the frame's bottom edge leaves a wedge under a character
+    (within half its height, in its columns): joined, it carried the character to the edge."""
+    boxes = [Box(260, 200, 130, 180), Box(330, 450, 120, 30)]  # a 7, the wedge below it
+    groups = merge_into_characters(boxes, [9000, 1500], (480, 640))
+    assert sorted(members for _, members in groups) == [[0], [1]]
+    inside = [Box(260, 200, 130, 180), Box(330, 400, 60, 30)]  # a piece inside the frame joins
+    assert len(merge_into_characters(inside, [9000, 1500], (480, 640))) == 1
 
 
 def test_character_height_when_every_character_touches_a_rule():
