@@ -164,7 +164,8 @@ def remove_rules(mask: np.ndarray, char_height: float) -> np.ndarray | None:
 
     A rule is a straight segment (probabilistic Hough) crossing at least RULE_MIN_FRACTION
     of the frame and RULE_MIN_HEIGHTS times longer than the characters are tall, so a
-    character's own strokes stay. Strokes that cross a rule are bridged again.
+    character's own strokes stay; each segment found is followed along its rule's whole run
+    (see `follow_rules`). Strokes that cross a rule are bridged again.
 
     Args:
         mask: uint8 0/255 ink mask.
@@ -351,8 +352,7 @@ def merge_into_characters(
         box = boxes[i]
         for g, (gbox, members) in enumerate(groups):
             gap = max(gbox.y - (box.y + box.h), box.y - (gbox.y + gbox.h), 0)
-            apart = _touches_edge(box, frame_shape) != _touches_edge(gbox, frame_shape)
-            if apart:
+            if _touches_edge(box, frame_shape) != _touches_edge(gbox, frame_shape):
                 continue
             if _column_overlap(gbox, box) >= MERGE_OVERLAP and gap <= max(gbox.h, box.h) * 0.5:
                 groups[g] = (gbox.union(box), [*members, i])
@@ -409,6 +409,7 @@ def is_character(box: Box, median_height: float, frame_shape: tuple[int, int]) -
 
 
 def _touches_edge(box: Box, frame_shape: tuple[int, int]) -> bool:
+    """Whether the box reaches the frame's edge (its ink may go on beyond it)."""
     h, w = frame_shape
     return box.x == 0 or box.y == 0 or box.x + box.w >= w or box.y + box.h >= h
 
