@@ -350,9 +350,10 @@ def merge_into_characters(
     groups: list[tuple[Box, list[int]]] = []
     for i in sorted(range(len(boxes)), key=lambda k: -areas[k]):
         box = boxes[i]
+        at_edge = _touches_edge(box, frame_shape)
         for g, (gbox, members) in enumerate(groups):
             gap = max(gbox.y - (box.y + box.h), box.y - (gbox.y + gbox.h), 0)
-            if _touches_edge(box, frame_shape) != _touches_edge(gbox, frame_shape):
+            if at_edge != _touches_edge(gbox, frame_shape):
                 continue
             if _column_overlap(gbox, box) >= MERGE_OVERLAP and gap <= max(gbox.h, box.h) * 0.5:
                 groups[g] = (gbox.union(box), [*members, i])

@@ -197,7 +197,6 @@ def fit(
     seconds = time.perf_counter() - start + spent
     if resume_dir is None:
         return {k: [float(v) for v in vals] for k, vals in history.items()}, seconds
-    atomic_write_bytes(resume_dir / "seconds.json", json.dumps({"seconds": seconds}).encode())
     model.load_weights(resume_dir / "best.weights.h5")
     return read_history(resume_dir / "history.csv"), seconds
 
