@@ -6,6 +6,8 @@ functions build the training sets on the host and prepare camera frames on the P
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -34,6 +36,13 @@ STROKE_MAX_FRACTION = 0.16
 # Ink must stand this many robust standard deviations above the paper (see noise_floor).
 NOISE_SIGMAS = 6.0
 
+# The background mesh of `local_noise_floor`: cells along the frame's longer side, the
+# cells its averages are smoothed over, the least share of paper that gives a cell its own
+# figures, and the least image side that has a mesh (smaller crops use the frame's floor).
+MESH_CELLS = 80
+MESH_SMOOTH = 5
+MESH_MIN_PAPER = 0.002
+MESH_MIN_SIDE = 32
 # Ink fraction below which a threshold result is treated as "no ink" (an empty page).
 MIN_INK_PIXELS = 4
 
@@ -167,20 +176,73 @@ def ink_intensity(grey: np.ndarray, ink: str = "auto") -> np.ndarray:
     return cv2.LUT(ink, np.clip(levels, 0, 255).astype(np.uint8))
 
 
-def noise_floor(ink: np.ndarray, sigmas: float = NOISE_SIGMAS) -> float:
+def noise_floor(ink: np.ndarray, sigma: float, sigmas: float = NOISE_SIGMAS) -> float:
     """The level paper texture and sensor noise stay under: median + k robust sigmas.
 
     When ink covers a tiny part of a frame, Otsu splits the paper's own noise in two; ink
     must also stand out from the paper by several standard deviations of its pixel noise.
     """
-    return float(uint8_percentiles(ink, [50])[0]) + sigmas * pixel_noise(ink)
+    return float(uint8_percentiles(ink, [50])[0]) + sigmas * sigma
 
 
-def pixel_noise(image: np.ndarray) -> float:
+def noise_residual(image: np.ndarray) -> np.ndarray:
+    """|image - its 5x5 median|: pixel-level noise, without smooth shading or wide strokes."""
+    return cv2.absdiff(image, cv2.medianBlur(image, 5))
+
+
+def pixel_noise(image: np.ndarray, residual: np.ndarray | None = None) -> float:
     """Robust sigma of pixel-level noise: the median absolute deviation of the image minus
     its 5x5 median, so smooth shading and the few ink pixels do not count (at least 1)."""
-    residual = cv2.absdiff(image, cv2.medianBlur(image, 5))
+    residual = noise_residual(image) if residual is None else residual
     return max(1.0, 1.4826 * float(uint8_percentiles(residual, [50])[0]))
+
+
+def local_noise_floor(
+    ink: np.ndarray, mask: np.ndarray, residual: np.ndarray, floor: float, sigma: float
+) -> np.ndarray:
+    """The noise floor of every pixel, from the paper around it: a background mesh.
+
+    Under a shadow the camera's noise and the paper's texture are divided by a darker paper
+    (see `paper_reflectance_ink`): the ink image's paper is higher and noisier there than
+    in full light, and a frame-wide floor lets its texture through as specks. As in
+    astronomical source detection, the paper's level and noise are averaged over a coarse
+    mesh (MESH_CELLS along the longer side, smoothed over MESH_SMOOTH cells) from paper
+    pixels only: the ink already found, widened by two stroke widths, is left out so neither
+    strokes nor their blurred rims count. Where the mesh has too little paper, the frame's
+    figures stand in. In even light the floor is the frame's (`noise_floor`).
+
+    Args:
+        ink: uint8 ink-high image.
+        mask: uint8 0/255 mask of the ink found with the frame-wide threshold.
+        residual: `noise_residual(ink)`.
+        floor: the frame-wide floor (`noise_floor`), NOISE_SIGMAS x `sigma` over the paper.
+        sigma: the frame's pixel noise (`pixel_noise`).
+
+    Returns:
+        uint8 array of ink's shape: the least ink level of each pixel.
+    """
+    side = int(2 * stroke_width(mask) + 1) | 1
+    halo = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
+    paper = cv2.compare(halo, 0, cv2.CMP_EQ) // 255
+    cells = MESH_CELLS / max(ink.shape)
+    size = (max(1, round(ink.shape[1] * cells)), max(1, round(ink.shape[0] * cells)))
+    level, noise, weight = (
+        cv2.blur(
+            cv2.resize(channel.astype(np.float32), size, interpolation=cv2.INTER_AREA),
+            (MESH_SMOOTH, MESH_SMOOTH),
+        )
+        for channel in (ink * paper, residual * paper, paper)
+    )
+    if weight.sum() <= 0:
+        return np.full_like(ink, min(255, math.ceil(floor)))
+    known = weight > MESH_MIN_PAPER
+    level = np.where(known, level / np.maximum(weight, 1e-6), 0.0)
+    noise = np.where(known, noise / np.maximum(weight, 1e-6), 0.0)
+    frame_level, frame_noise = (float(np.average(a, weights=weight)) for a in (level, noise))
+    gain = np.where(known, noise / max(frame_noise, 1e-6), 1.0)
+    local = floor + NOISE_SIGMAS * sigma * (gain - 1.0) + np.where(known, level - frame_level, 0.0)
+    local = np.clip(np.ceil(local), 0, 255).astype(np.uint8)
+    return cv2.resize(local, ink.shape[::-1], interpolation=cv2.INTER_LINEAR)
 
 
 def binarize(ink: np.ndarray, method: str = "otsu") -> np.ndarray:
@@ -195,7 +257,13 @@ def binarize(ink: np.ndarray, method: str = "otsu") -> np.ndarray:
     """
     if method == "otsu":
         otsu, _ = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        _, mask = cv2.threshold(ink, max(otsu, noise_floor(ink)), 255, cv2.THRESH_BINARY)
+        residual = noise_residual(ink)
+        sigma = pixel_noise(ink, residual)
+        floor = noise_floor(ink, sigma)
+        _, mask = cv2.threshold(ink, max(otsu, floor), 255, cv2.THRESH_BINARY)
+        if min(ink.shape) >= MESH_MIN_SIDE:
+            local = local_noise_floor(ink, mask, residual, floor, sigma)
+            mask &= cv2.compare(ink, local, cv2.CMP_GT)
     elif method == "adaptive":
         block = max(3, (min(ink.shape) // 4) | 1)
         mask = cv2.adaptiveThreshold(

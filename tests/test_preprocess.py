@@ -16,8 +16,12 @@ from edge.preprocess import (
     fit_into_box,
     ink_intensity,
     ink_is_dark,
+    local_noise_floor,
+    noise_floor,
+    noise_residual,
     normalize_character,
     normalize_stroke_width,
+    pixel_noise,
     place_in_canvas,
     stroke_width,
     to_grey,
@@ -119,6 +123,37 @@ def test_specks_and_page_edges_are_dropped():
     out = extract_character(image)
     ys, xs = np.nonzero(out > 40)
     assert xs.max() - xs.min() <= 8  # only the vertical stroke is left
+
+
+def floors_of(ink: np.ndarray) -> tuple[float, np.ndarray]:
+    """The frame-wide and the local noise floor of an ink-high image without ink."""
+    residual = noise_residual(ink)
+    sigma = pixel_noise(ink, residual)
+    floor = noise_floor(ink, sigma)
+    return floor, local_noise_floor(ink, np.zeros_like(ink), residual, floor, sigma)
+
+
+def test_the_noise_floor_follows_a_shadows_grainier_paper():
+    """Paper under a shadow reads higher and noisier in the ink image (its grain divided by a
+    darker paper): the local floor rises there, and stays the frame's in even light."""
+    rng = np.random.default_rng(0)
+    even = np.clip(rng.normal(30, 4, (240, 320)), 0, 255).astype(np.uint8)
+    floor, local = floors_of(even)
+    assert np.abs(local.astype(float) - floor).max() <= 5  # one sigma of the noise
+    shadowed = even.astype(np.float32)
+    shadowed[:, :160] = rng.normal(45, 12, (240, 160))
+    floor, local = floors_of(np.clip(shadowed, 0, 255).astype(np.uint8))
+    assert local[:, :120].min() > floor + 15  # well inside the shadow
+    assert local[:, 200:].max() < floor  # the frame's figures are raised by the shadow
+
+
+def test_a_thin_stroke_under_a_hand_shadow_is_one_character(shared_data):
+    """Real photo: a thin-pen 1 under a soft hand shadow, whose paper grain the frame-wide
+    floor let through as specks that merged into three "characters" (read 411)."""
+    from edge.segment import find_characters
+
+    photo = read_image(shared_data / "photos" / "single" / "012_1.jpg")
+    assert len(find_characters(photo)) == 1
 
 
 @pytest.mark.parametrize("bad", [np.zeros((0, 0), np.uint8), np.full((60, 60), 128, np.uint8)])
