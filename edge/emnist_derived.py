@@ -9,7 +9,10 @@ Without the official files both sets are built from the ByClass and ByMerge *tes
 
 Splits: "train"/"test" hold 80% / 20% of each class (seed 000's protocol), and
 "train-6to1"/"test-6to1" hold 6/7 / 1/7 (the proportions of official Balanced, seed 004's).
-Official files keep their own train/test split for both names. The order is fixed by a
+Balanced also has "train-2400": "test" left out, every other distinct image up to 2,400 a
+class (official Balanced's training count per class), so the classes the balancing cut to
+759 images train on more of theirs; its test split is "test". Official files keep their own
+train/test split for every name. The order is fixed by a
 keyed hash (key SEED) of each image's bytes, so every machine and numpy version derives the
 same sets. Images are upright, as every loader here returns them (sidecars: transposed=False).
 
@@ -17,7 +20,7 @@ Counts from the shared test files:
 - letters: 58,405 (all distinct): train 46,723 / test 11,682; train-6to1 50,060 / test-6to1 8,345.
 - balanced: 232,646 images, 216,168 distinct; the smallest class ('f') has 759, so 47 x 759 =
   35,673: train 28,529 / test 7,144 (607 / 152 a class); train-6to1 30,597 / test-6to1 5,076
-  (651 / 108 a class).
+  (651 / 108 a class); train-2400 92,625 (607-2,400 a class).
 """
 
 from __future__ import annotations
@@ -45,7 +48,11 @@ SPLIT_TEST_SHARE = {
     "test": (0.2, True),
     "train-6to1": (1 / 7, False),
     "test-6to1": (1 / 7, True),
+    "train-2400": (0.2, False),
 }
+# Balanced's split beyond the balanced set: its training images per class at most.
+UNBALANCED_SPLIT = "train-2400"
+UNBALANCED_PER_CLASS = 2400
 DERIVED_SPLITS = tuple(SPLIT_TEST_SHARE)
 _FIRST_LETTER = 10  # ByClass: 0-9, then A-Z (10-35), then a-z (36-61)
 _DIGEST_BYTES = 16
@@ -133,11 +140,12 @@ def _balanced_pool(root: Path, verify: bool) -> tuple:
 
 
 def derived_pool(name: str, root: Path, verify: bool = True) -> tuple:
-    """The whole derived set before splitting: (images, labels, classes, ranks).
+    """The whole derived set before splitting: (images, labels, classes, ranks, per_class).
 
-    Duplicates are removed (first occurrence kept); Balanced keeps in every class only the
-    smallest class's count, the first by rank. Not cached (the Pi's memory is small): about
-    1.5 s (Letters) and 3 s (Balanced) on the host.
+    Duplicates are removed (first occurrence kept) and every image ranked within its class.
+    Balanced keeps `per_class` images of every class (the smallest class's count, the first
+    by rank); Letters keeps all (per_class None). Not cached (the Pi's memory is small):
+    about 1.5 s (Letters) and 3 s (Balanced) on the host.
     """
     images, labels, classes = (_letters_pool if name == "emnist-letters" else _balanced_pool)(
         root, verify
@@ -146,10 +154,29 @@ def derived_pool(name: str, root: Path, verify: bool = True) -> tuple:
     keep = first_unique(digests)
     images, labels, digests = images[keep], labels[keep], digests[keep]
     ranks = class_ranks(labels, digest_keys(digests))
+    per_class = None
     if name == "emnist-balanced":
-        keep = np.flatnonzero(ranks < np.bincount(labels, minlength=len(classes)).min())
-        images, labels, ranks = images[keep], labels[keep], ranks[keep]
-    return images, labels, classes, ranks
+        per_class = int(np.bincount(labels, minlength=len(classes)).min())
+    return images, labels, classes, ranks, per_class
+
+
+def derived_side(ranks: np.ndarray, labels: np.ndarray, split: str, per_class: int | None):
+    """Which images of a derived pool (see `derived_pool`) make up one split.
+
+    The balanced splits take, of each class's first `per_class` by rank, the test share or
+    the rest (`split_mask`); "train-2400" takes every image past the test share of that
+    balanced set, up to UNBALANCED_PER_CLASS a class, so it never meets "test".
+    """
+    share, is_test = SPLIT_TEST_SHARE[split]
+    if per_class is None:
+        return split_mask(labels, ranks, share) == is_test
+    held_out = round(per_class * SPLIT_TEST_SHARE["test"][0])
+    if split == UNBALANCED_SPLIT:
+        return (ranks >= held_out) & (ranks < held_out + UNBALANCED_PER_CLASS)
+    balanced = ranks < per_class
+    side = np.zeros(len(labels), bool)
+    side[balanced] = split_mask(labels[balanced], ranks[balanced], share) == is_test
+    return side
 
 
 def official_files(name: str, split: str, root: Path) -> tuple[str, str] | None:
@@ -198,8 +225,13 @@ def load_derived_splits(
     root = Path(root)
     if official_files(name, splits[0], root) is not None:
         return {s: _load_official(name, s, root, official_files(name, s, root)) for s in splits}
+    if UNBALANCED_SPLIT in splits and name != "emnist-balanced":
+        raise DatasetError(
+            f"{name} has no split {UNBALANCED_SPLIT!r} (only emnist-balanced): use "
+            f"{', '.join(s for s in DERIVED_SPLITS if s != UNBALANCED_SPLIT)}"
+        )
     try:
-        images, labels, classes, ranks = derived_pool(name, root, verify)
+        images, labels, classes, ranks, per_class = derived_pool(name, root, verify)
     except DatasetError as exc:
         raise DatasetError(
             f"{name} is derived from the EMNIST ByClass/ByMerge test files ({exc}); or add "
@@ -207,8 +239,7 @@ def load_derived_splits(
         ) from exc
     out = {}
     for split in splits:
-        share, is_test = SPLIT_TEST_SHARE[split]
-        side = split_mask(labels, ranks, share) == is_test
+        side = derived_side(ranks, labels, split, per_class)
         out[split] = Split(name, split, images[side], labels[side], classes)
     return out
 

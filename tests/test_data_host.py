@@ -222,3 +222,24 @@ def test_download_names(data_root):
     with pytest.raises(DatasetError, match="did you mean 'usps'"):
         data.download("usp", data_root)
     assert set(data.MIRRORS) == {"mnist", "usps"}
+
+
+def test_balanced_class_weights_give_every_class_the_same_total():
+    from train_host.train import balanced_class_weights
+
+    labels = np.repeat([0, 1, 3], [10, 30, 60])
+    weights = balanced_class_weights(labels)
+    assert sorted(weights) == [0, 1, 3]
+    totals = {c: weights[c] * int((labels == c).sum()) for c in weights}
+    assert np.allclose(list(totals.values()), len(labels) / 3)
+
+
+def test_training_on_another_split_with_balanced_classes(tmp_path):
+    pytest.importorskip("tensorflow")
+    from train_host.train import TrainConfig, train
+
+    config = TrainConfig(dataset="digits", train_split="test", balance_classes=True, epochs=1)
+    record = train(config, tmp_path / "run", verbose=0)
+    assert record["data"]["train_split"] == "test"
+    assert record["data"]["train_size"] + record["data"]["val_size"] == 360  # digits' test
+    assert record["config"]["balance_classes"] is True

@@ -164,12 +164,30 @@ def test_balanced_counts_no_duplicates_and_splits(emnist_root, balanced):
     for split in splits.values():
         assert split.classes == bymerge.classes
     per_class = {s: set(np.bincount(v.labels, minlength=47).tolist()) for s, v in splits.items()}
+    del per_class[derived.UNBALANCED_SPLIT]
     assert per_class == {"train": {607}, "test": {152}, "train-6to1": {651}, "test-6to1": {108}}
     for train, test in (("train", "test"), ("train-6to1", "test-6to1")):
         a, b = _digest_set(splits[train]), _digest_set(splits[test])
         assert len(a) == len(splits[train]) and len(b) == len(splits[test])  # no duplicates
         assert not a & b  # disjoint
         assert len(a | b) == 47 * BALANCED_PER_CLASS
+
+
+def test_balanced_train_2400_adds_images_and_never_meets_test(balanced):
+    """train-2400: every distinct image outside "test", up to 2,400 a class: the balanced
+    training split and more of the classes the balancing cut."""
+    wide, train, test = (balanced[s] for s in (derived.UNBALANCED_SPLIT, "train", "test"))
+    counts = np.bincount(wide.labels, minlength=47)
+    assert counts.min() == BALANCED_PER_CLASS - 152 and counts.max() == 2400
+    assert len(wide) == 92625
+    digests = _digest_set(wide)
+    assert len(digests) == len(wide)  # no duplicates
+    assert not digests & _digest_set(test) and _digest_set(train) <= digests
+
+
+def test_train_2400_is_balanced_only(emnist_root):
+    with pytest.raises(DatasetError, match="only emnist-balanced"):
+        ds.load_split("emnist-letters", derived.UNBALANCED_SPLIT, emnist_root)
 
 
 def test_letters_splits_are_disjoint(letters):

@@ -32,6 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="digits (bundled, default), mnist, usps, emnist-letters, emnist-balanced ...",
     )
     train.add_argument(
+        "--train-split",
+        type=str,
+        default="train",
+        help="split to train on, 10%% of it held out for validation (train); emnist-balanced "
+        "also train-2400: every image outside its test split, up to 2,400 a class",
+    )
+    train.add_argument(
+        "--balance-classes",
+        action="store_true",
+        help="weight classes to equal totals (for an uneven split tested on an even one)",
+    )
+    train.add_argument(
         "--model", type=str, default="cnn", choices=("cnn", "pca-mlp"), help="architecture (cnn)"
     )
     train.add_argument("--epochs", type=int, default=None, help="epochs (default per dataset)")
@@ -148,6 +160,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = with_overrides(
         TrainConfig(
             dataset=args.dataset,
+            train_split=args.train_split,
+            balance_classes=args.balance_classes,
             model=args.model,
             augment=not args.no_augment,
             camera_augment=args.camera_augment,

@@ -62,7 +62,7 @@ def git_revision() -> str:
 def representative_inputs(config, count: int = REPRESENTATIVE_SAMPLES) -> np.ndarray:
     """Model inputs from the training split (never val or test), for int8 calibration."""
     train_split, _ = train_val_split(
-        load_dataset(config.dataset, "train"), config.val_fraction, config.seed
+        load_dataset(config.dataset, config.train_split), config.val_fraction, config.seed
     )
     rng = np.random.default_rng(config.seed)
     pick = rng.choice(len(train_split.labels), min(count, len(train_split.labels)), replace=False)
