@@ -207,9 +207,9 @@ def local_noise_floor(
     in full light, and a frame-wide floor lets its texture through as specks. As in
     astronomical source detection, the paper's level and noise are averaged over a coarse
     mesh (MESH_CELLS along the longer side, smoothed over MESH_SMOOTH cells) from paper
-    pixels only: the ink already found, widened by two stroke widths, is left out so neither
-    strokes nor their blurred rims count. Where the mesh has too little paper, the frame's
-    figures stand in. In even light the floor is the frame's (`noise_floor`).
+    pixels only: the ink already found, widened by a stroke width all round, is left out,
+    so neither strokes nor their blurred rims count. Where the mesh has too little paper,
+    the frame's figures stand in. In even light the floor is the frame's (`noise_floor`).
 
     Args:
         ink: uint8 ink-high image.
