@@ -222,14 +222,14 @@ def load_derived_splits(
     for split in splits:
         if split not in SPLIT_TEST_SHARE:
             raise DatasetError(f"{name} has no split {split!r}: use {', '.join(DERIVED_SPLITS)}")
-    root = Path(root)
-    if official_files(name, splits[0], root) is not None:
-        return {s: _load_official(name, s, root, official_files(name, s, root)) for s in splits}
     if UNBALANCED_SPLIT in splits and name != "emnist-balanced":
         raise DatasetError(
             f"{name} has no split {UNBALANCED_SPLIT!r} (only emnist-balanced): use "
             f"{', '.join(s for s in DERIVED_SPLITS if s != UNBALANCED_SPLIT)}"
         )
+    root = Path(root)
+    if official_files(name, splits[0], root) is not None:
+        return {s: _load_official(name, s, root, official_files(name, s, root)) for s in splits}
     try:
         images, labels, classes, ranks, per_class = derived_pool(name, root, verify)
     except DatasetError as exc:

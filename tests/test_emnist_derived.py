@@ -103,6 +103,12 @@ def test_official_letters_files_win(data_root, idx_bytes, write_gz):
         assert (loaded.images[:, 3, :] == 255).all() and loaded.images.sum() == 3 * 28 * 255
 
 
+def test_train_2400_is_balanced_only_with_official_letters_too(data_root, idx_bytes, write_gz):
+    _write_official(data_root, "emnist-letters", np.array([1, 2, 26]), idx_bytes, write_gz)
+    with pytest.raises(DatasetError, match="only emnist-balanced"):
+        ds.load_split("emnist-letters", derived.UNBALANCED_SPLIT, data_root)
+
+
 def test_official_balanced_files_win(data_root, idx_bytes, write_gz):
     _write_official(data_root, "emnist-balanced", np.array([0, 46]), idx_bytes, write_gz)
     chars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt"
