@@ -195,6 +195,7 @@ def test_quick_run_metrics_are_sane(quick_run):
         "search",
         "models",
         "ensemble",
+        "deep_ensemble",
         "gradients",
         "roc_auc",
         "export",
@@ -216,6 +217,11 @@ def test_quick_run_metrics_are_sane(quick_run):
     ensemble = metrics["ensemble"]
     assert sum(ensemble["weights"].values()) == pytest.approx(1.0)
     assert ensemble["paper"]["test_accuracy"] == 0.9631
+    deep = metrics["deep_ensemble"]
+    assert deep["members"] == len(deep["member_test_accuracy"]) == 2 and deep["seeds"] == [0, 1]
+    assert deep["train_images"] == metrics["train_images"] + metrics["val_images"]
+    assert deep["hyperparameters"] == metrics["models"]["cnn"]["hyperparameters"]
+    assert 0.1 < deep["test_accuracy"] <= 1.0
     names = [*PNGS, *(f"{kind}_{arch}" for kind in PER_ARCH_PNGS for arch in ARCHS)]
     for name in names:
         assert (quick_run / "seed-001" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name

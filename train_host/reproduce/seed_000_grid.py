@@ -86,12 +86,17 @@ def fail_stale(study: optuna.Study) -> None:
 
 
 def _worker(fields: dict, index: int, threads: int) -> None:
-    """One spawned process: its own TensorFlow threads and data, the shared study."""
-    import tensorflow as tf
+    """One spawned process: its own data and share of the cores, the shared study. Any Keras
+    backend runs the points (JAX or PyTorch on a GPU machine too); TensorFlow's threads are
+    limited here, the others' by the OMP/XLA variables the caller sets."""
+    import keras
 
     from train_host.reproduce.seed_000 import work
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
     work(Options(**fields, progress=lambda line: print(f"[worker {index}] {line}", flush=True)))
 
 
