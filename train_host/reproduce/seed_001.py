@@ -174,22 +174,22 @@ def deep_ensemble(params: dict, data: Data, epochs: int, options: Options) -> di
         x_train=np.concatenate([data.x_train, data.x_val]),
         y_train=np.concatenate([data.y_train, data.y_val]),
     )
-    members = options.pick(QUICK_DEEP_MEMBERS, DEEP_MEMBERS)
+    seeds = [options.seed + k for k in range(options.pick(QUICK_DEEP_MEMBERS, DEEP_MEMBERS))]
     accuracies, total, seconds = [], 0.0, 0.0
-    for k in range(members):
-        model, _, spent = train("cnn", params, whole, epochs, options.seed + k)
+    for k, seed in enumerate(seeds):
+        model, _, spent = train("cnn", params, whole, epochs, seed)
         probs = predict(model, data.x_test)
         total, seconds = total + probs, seconds + spent
         accuracies.append(accuracy_of(probs, data.y_test))
         options.progress(
-            f"deep ensemble: member {k + 1}/{members} test {100 * accuracies[-1]:.2f}%, "
+            f"deep ensemble: member {k + 1}/{len(seeds)} test {100 * accuracies[-1]:.2f}%, "
             f"ensemble so far {100 * accuracy_of(total, data.y_test):.2f}%"
         )
     return {
         "architecture": "cnn",
         "hyperparameters": params,
-        "members": members,
-        "seeds": [options.seed + k for k in range(members)],
+        "members": len(seeds),
+        "seeds": seeds,
         "train_images": len(whole.y_train),
         "epochs": epochs,
         "member_test_accuracy": accuracies,
