@@ -389,12 +389,17 @@ def _is_fragment_of(small: Box, big: Box) -> bool:
 
 
 def attach_fragments(groups: list[tuple[Box, list[int]]]) -> list[tuple[Box, list[int]]]:
-    """Join each fragment group to the neighbouring character it belongs to (see _is_fragment_of)."""
+    """Join each fragment group to the neighbouring character it belongs to (see _is_fragment_of).
+
+    A fragment is judged beside the character's own box, not the box grown by fragments
+    already joined: otherwise a row of specks (what is left of a rule beside a character)
+    joins one by one, each bringing the next within reach.
+    """
     order = sorted(range(len(groups)), key=lambda g: -groups[g][0].h)
     merged: dict[int, tuple[Box, list[int]]] = {}
     for g in order:
         box, members = groups[g]
-        host = next((h for h in merged if _is_fragment_of(box, merged[h][0])), None)
+        host = next((h for h in merged if _is_fragment_of(box, groups[h][0])), None)
         if host is None:
             merged[g] = (box, members)
         else:

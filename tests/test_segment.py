@@ -196,6 +196,18 @@ def test_a_rule_remnant_beside_a_character_is_not_its_fragment():
     assert Box(0, 258, 91, 7) in [box for box, _ in merged]
 
 
+def test_a_row_of_specks_beside_a_character_does_not_join_it_one_by_one():
+    # What a rule leaves along its edge beside a 1 (111 px tall): 1-px dashes 8 px apart. Only
+    # the dash within reach of the 1 itself is a fragment; each joined dash must not bring the
+    # next within reach (a dotted line across the crop read the 1 as a 4).
+    one = (Box(298, 146, 25, 111), [0])
+    dashes = [(Box(330 + 16 * k, 200, 8, 1), [k + 1]) for k in range(8)]
+    merged = attach_fragments([one, *dashes])
+    host = next(box for box, members in merged if 0 in members)
+    assert host == Box(298, 146, 40, 111)
+    assert len(merged) == 8
+
+
 def test_a_hollow_marker_stroke_is_filled_and_a_loop_is_not():
     # A marker's 1 whose middle the paper estimate took for paper: only its outline is ink,
     # but the frame is as dark inside it as on the outline.
