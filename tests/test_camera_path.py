@@ -158,6 +158,24 @@ def test_camera_set_of_validation_digits_for_choosing_settings(shared_data, tmp_
     assert len((out / "labels.csv").read_text().splitlines()) == 3
 
 
+@pytest.mark.host
+def test_camera_set_of_other_writers_digits(shared_data, tmp_path, monkeypatch):
+    """USPS digits (other writers than MNIST's) render through the same command."""
+    pytest.importorskip("tensorflow")
+    from train_host.cli import main
+
+    monkeypatch.setenv("HWR_DATA_DIR", str(shared_data))
+    out = tmp_path / "usps set"
+    args = ["camera-set", "--dataset", "usps28", "--singles", "2", "--strings", "1"]
+    assert main([*args, "--min-length", "4", "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["dataset"] == "usps28"
+    rows = (out / "labels.csv").read_text().splitlines()[1:]
+    labels = [row.split(",")[1] for row in rows]
+    assert len(rows) == 3 and all(label.isdigit() for label in labels) and len(labels[2]) >= 4
+    for row in rows:
+        assert cv2.imread(str(out / row.split(",")[0])).shape == (480, 640, 3)
+
+
 def test_classify_reads_only_the_region(run_edge, golden_model, shared_data, tmp_path):
     from edge.datasets import load_split
 

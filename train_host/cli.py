@@ -83,7 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     camera = sub.add_parser(
         "camera-set", help="render test-split characters as camera photos of ink on paper"
     )
-    camera.add_argument("--dataset", type=str, default="mnist", help="source of characters (mnist)")
+    camera.add_argument(
+        "--dataset",
+        type=str,
+        default="mnist",
+        help="source of characters (mnist); usps28 renders other writers' digits (US postal), "
+        "for measuring the camera path on handwriting the MNIST models never saw",
+    )
     camera.add_argument(
         "--split",
         type=str,
