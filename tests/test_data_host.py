@@ -97,6 +97,18 @@ def test_usps28_is_usps_in_mnist_format(shared_data):
     assert (rim.sum((1, 2)) / ink.sum((1, 2))).max() < 0.15
 
 
+def test_joined_datasets_concatenate_the_same_split(shared_data):
+    """The joined "mnist+usps28" is MNIST's split then USPS's, one set of classes; classes
+    or image sizes that differ are refused with the fix named."""
+    mnist, usps28 = data.load_dataset("mnist", "test"), data.load_dataset("usps28", "test")
+    both = data.load_dataset("mnist+usps28", "test")
+    assert both.name == "mnist+usps28" and both.split == "test" and both.classes == mnist.classes
+    assert np.array_equal(both.images, np.concatenate([mnist.images, usps28.images]))
+    assert np.array_equal(both.labels, np.concatenate([mnist.labels, usps28.labels]))
+    with pytest.raises(DatasetError, match="same characters in the same format"):
+        data.load_dataset("mnist+usps", "test")  # USPS itself is 16x16
+
+
 def test_train_val_split(digits_28):
     whole = Split("digits", "train", *digits_28, tuple("0123456789"))
     train, val = data.train_val_split(whole, 0.1, seed=3)

@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset",
         type=str,
         default="digits",
-        help="digits (bundled, default), mnist, usps, emnist-letters, emnist-balanced ...",
+        help="digits (bundled, default), mnist, usps, usps28 (USPS in MNIST's format), "
+        "emnist-letters, emnist-balanced ...; several joined by + (mnist+usps28) train on all",
     )
     train.add_argument(
         "--train-split",

@@ -139,20 +139,39 @@ def load_usps_28(split: str, root: Path | None = None) -> Split:
     return Split(USPS28_NAME, split, mnist_format(usps.images), usps.labels, usps.classes)
 
 
+def combined(splits: list[Split], name: str) -> Split:
+    """One split from the same split of several datasets with the same classes and image size."""
+    first = splits[0]
+    for other in splits[1:]:
+        if other.classes != first.classes or other.images.shape[1:] != first.images.shape[1:]:
+            raise DatasetError(
+                f"cannot join {first.name} and {other.name}: their classes or image sizes "
+                "differ (join datasets of the same characters in the same format, e.g. "
+                "mnist+usps28)"
+            )
+    images = np.concatenate([s.images for s in splits])
+    labels = np.concatenate([s.labels for s in splits])
+    return Split(name, first.split, images, labels, first.classes)
+
+
 def load_dataset(name: str, split: str, root: Path | None = None) -> Split:
     """Load a split of any dataset: "digits" (bundled with scikit-learn) or an edge dataset.
 
     "digits" is split 80/20, stratified, with a fixed seed, so "train" and "test" never
-    overlap and are the same on every machine. "usps28" is USPS in MNIST's format.
+    overlap and are the same on every machine. "usps28" is USPS in MNIST's format. Names
+    joined by "+" ("mnist+usps28") load each and concatenate the same split of all of them
+    (more writers for one model; the classes must agree).
 
     Args:
-        name: one of DATASET_CHOICES.
+        name: one of DATASET_CHOICES, or several joined by "+".
         split: "train" or "test".
         root: data root for the file datasets; defaults to `data_dir()`.
 
     Returns:
         The Split.
     """
+    if "+" in name:
+        return combined([load_dataset(part, split, root) for part in name.split("+")], name)
     if name == USPS28_NAME:
         return load_usps_28(split, root)
     if name != DIGITS_NAME:
