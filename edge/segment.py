@@ -15,6 +15,8 @@ import numpy as np
 from edge.preprocess import (
     DEFAULT_SPEC,
     MIN_INK_PIXELS,
+    MNIST_STROKE_RATIO,
+    THICK_STROKE_FACTOR,
     PreprocessSpec,
     binarize,
     character_glyph,
@@ -461,8 +463,10 @@ def find_characters(
     mask = binarize(strokes, spec.threshold)
     boxes, labels, stats = components(mask)
     without_rules = remove_rules(mask, character_height(mask, stats))
+    paper = cv2.compare(mask, 0, cv2.CMP_EQ)  # neither ink nor rule: what fills hollow strokes
     if without_rules is not None:
         mask = without_rules
+        paper &= cv2.compare(mask, 0, cv2.CMP_EQ)
         boxes, labels, stats = components(mask)
     areas = [b.w * b.h for b in boxes]
     kept = sorted(range(len(boxes)), key=lambda i: -areas[i])[:MAX_COMPONENTS]
@@ -488,7 +492,7 @@ def find_characters(
             blob = np.isin(labels[box.y : box.y + box.h, box.x : box.x + box.w], members)
             whole = (
                 box.scaled(scale),
-                character_crop(strokes, blob.astype(np.uint8) * 255, box, spec, grey),
+                character_crop(strokes, blob.astype(np.uint8) * 255, box, spec, grey, paper),
             )
         pieces += [(piece_box, own, group, whole) for piece_box, own in split]
     pieces = [p for p in pieces if p[0].w <= MAX_ASPECT * p[0].h]
@@ -496,7 +500,7 @@ def find_characters(
     for line_no, line in enumerate(order_lines([p[0] for p in pieces])):
         for k in line:
             box, own, group, (whole_box, whole_crop) = pieces[k]
-            crop = character_crop(strokes, own, box, spec, grey)
+            crop = character_crop(strokes, own, box, spec, grey, paper)
             out.append(Character(box.scaled(scale), line_no, crop, group, whole_box, whole_crop))
     return out
 
@@ -544,19 +548,27 @@ def split_touching(
 
 
 def character_crop(
-    ink: np.ndarray, own: np.ndarray, box: Box, spec: PreprocessSpec, grey: np.ndarray
+    ink: np.ndarray,
+    own: np.ndarray,
+    box: Box,
+    spec: PreprocessSpec,
+    grey: np.ndarray,
+    paper: np.ndarray | None = None,
 ) -> np.ndarray:
     """The 28x28 model crop of one character: only its own ink (`own`, the box's mask, its
-    hollow strokes filled: see `fill_hollow_strokes`)."""
+    hollow strokes filled: see `fill_hollow_strokes`; `paper`, the frame's pixels that are
+    neither ink nor rule, may fill them)."""
     window = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
-    own = fill_hollow_strokes(own, grey[window])
+    own = fill_hollow_strokes(own, grey[window], None if paper is None else paper[window])
     pad = max(2, box.h // 10)
     own = cv2.copyMakeBorder(own, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     crop = cv2.copyMakeBorder(ink[window], pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     return normalize_character(character_glyph(crop, own, spec.box), spec)
 
 
-def fill_hollow_strokes(own: np.ndarray, grey: np.ndarray) -> np.ndarray:
+def fill_hollow_strokes(
+    own: np.ndarray, grey: np.ndarray, paper: np.ndarray | None = None
+) -> np.ndarray:
     """Fill the holes of a character's mask that are ink, not paper.
 
     Where the paper-brightness estimate is narrower than a broad marker's stroke, the
@@ -564,23 +576,29 @@ def fill_hollow_strokes(own: np.ndarray, grey: np.ndarray) -> np.ndarray:
     0. The frame itself tells the two apart: inside a loop the grey is the paper's, inside a
     hollow stroke it is the ink's. A hole is filled when its median grey lies much nearer the
     character's ink than the paper around the character (INK_HOLE of the way; a small loop
-    that the camera's blur darkens stays nearer the paper).
+    that the camera's blur darkens stays nearer the paper). Given `paper`, hollows that are
+    not closed holes are filled too (see `_fill_open_hollows`).
 
     Args:
         own: uint8 0/255 mask of the character in its box.
         grey: the frame's grey levels in the same box.
+        paper: optional, the box's pixels the frame's threshold found neither ink nor rule.
     """
     contours, hierarchy = cv2.findContours(own, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    if hierarchy is None or (hierarchy[0][:, 3] < 0).all():
+    holes = (
+        []
+        if hierarchy is None
+        else [c for c, row in zip(contours, hierarchy[0], strict=True) if row[3] >= 0]
+    )
+    if not holes and paper is None:
         return own
-    holes = [c for c, row in zip(contours, hierarchy[0], strict=True) if row[3] >= 0]
     inside = np.zeros_like(own)
     cv2.drawContours(inside, holes, -1, 255, cv2.FILLED)
-    paper = (own == 0) & (inside == 0)
+    outside = (own == 0) & (inside == 0)
     ink = own > 0
-    if not paper.any():
+    if not outside.any() or not ink.any():
         return own
-    ink_level, paper_level = float(np.median(grey[ink])), float(np.median(grey[paper]))
+    ink_level, paper_level = float(np.median(grey[ink])), float(np.median(grey[outside]))
     if paper_level - ink_level < 1:
         return own
     filled = own.copy()
@@ -593,4 +611,19 @@ def fill_hollow_strokes(own: np.ndarray, grey: np.ndarray) -> np.ndarray:
         pixels = (area > 0) & ~ink[window]
         if pixels.any() and np.median(grey[window][pixels]) < darkest:
             filled[window] |= area
-    return filled
+    return filled if paper is None else _fill_open_hollows(filled, grey, paper, darkest)
+
+
+def _fill_open_hollows(
+    own: np.ndarray, grey: np.ndarray, paper: np.ndarray, darkest: float
+) -> np.ndarray:
+    """A hollow stroke cut open (by a rule, or where the paper estimate half-reached it) is no
+    hole, but its inside is still nearly enclosed by the character's own ink and as dark as
+    that ink: pixels the threshold called paper that lie within the character's closing by
+    the widest MNIST stroke (THICK_STROKE_FACTOR x MNIST_STROKE_RATIO of its longer side) and
+    are darker than `darkest` are filled. A loop's or a bay's inside is paper-bright."""
+    side = int(THICK_STROKE_FACTOR * MNIST_STROKE_RATIO * max(own.shape)) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+    reach = cv2.morphologyEx(own, cv2.MORPH_CLOSE, kernel)
+    fill = (reach > 0) & (paper > 0) & (grey < darkest)
+    return np.where(fill, 255, own).astype(np.uint8)

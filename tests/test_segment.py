@@ -224,6 +224,30 @@ def test_a_hollow_marker_stroke_is_filled_and_a_loop_is_not():
     assert np.array_equal(fill_hollow_strokes(ring, ring_grey), ring)
 
 
+def test_a_hollow_stroke_cut_open_by_a_rule_is_filled_and_a_bay_is_not():
+    # The marker 1's outline again, but a rule crossed its top: the rule's pixels were taken
+    # out (neither ink nor paper), so the hollow is no closed hole.
+    grey = np.full((120, 60), 210, np.uint8)
+    cv2.rectangle(grey, (20, 10), (40, 110), 40, -1)
+    outline = np.zeros_like(grey)
+    cv2.rectangle(outline, (20, 10), (40, 110), 255, 3)
+    rule = np.zeros_like(grey, dtype=bool)
+    rule[8:16, :] = True
+    outline[rule] = 0
+    paper = np.where((outline == 0) & ~rule, 255, 0).astype(np.uint8)
+    assert fill_hollow_strokes(outline, grey)[60, 30] == 0  # no hole: not filled as one
+    filled = fill_hollow_strokes(outline, grey, paper)
+    assert filled[60, 30] == 255 and filled[5, 5] == 0 and not filled[rule].any()
+    # A U: the bay between its arms is paper-bright, and stays out.
+    u_grey = np.full((120, 80), 210, np.uint8)
+    cv2.rectangle(u_grey, (15, 10), (25, 100), 40, -1)
+    cv2.rectangle(u_grey, (55, 10), (65, 100), 40, -1)
+    cv2.rectangle(u_grey, (15, 90), (65, 100), 40, -1)
+    u = np.where(u_grey < 125, 255, 0).astype(np.uint8)
+    u_paper = np.where(u == 0, 255, 0).astype(np.uint8)
+    assert np.array_equal(fill_hollow_strokes(u, u_grey, u_paper), u)
+
+
 def test_order_lines_sorts_lines_top_to_bottom():
     boxes = [Box(200, 10, 20, 30), Box(10, 100, 20, 30), Box(10, 12, 20, 30)]
     assert order_lines(boxes) == [[2, 0], [1]]
