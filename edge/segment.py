@@ -34,6 +34,10 @@ RULE_MIN_HEIGHTS = 1.5
 # Frames are segmented at most this large (a 12 MP phone photo is shrunk 2.5x): characters
 # stay tens of pixels tall, and the work stays bounded.
 MAX_FRAME_SIDE = 1600
+# A ruling (see `is_ruling`): parallel lines crossing this much of the frame, this parallel.
+RULING_SPAN = 0.9
+RULING_ANGLE = 3.0
+RULING_APART = 0.1
 # Only the largest components are considered: a textured page can hold thousands of specks.
 MAX_COMPONENTS = 400
 # Neighbours in a line of writing overlap vertically by at least this fraction of the
@@ -161,7 +165,56 @@ def working_resolution(grey: np.ndarray) -> tuple[np.ndarray, float]:
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA), 1.0 / factor
 
 
-def remove_rules(mask: np.ndarray, char_height: float) -> np.ndarray | None:
+def unruled(mask: np.ndarray, stats: np.ndarray) -> np.ndarray | None:
+    """The mask without its rules (see `remove_rules`), or None when it has none.
+
+    The rules' length bar grows with the characters' height (so a character's own strokes
+    stay), and that height is measured on the components. On squared paper the grid's lines
+    cross and are one component as large as the frame, and its height is no character's.
+    When the characters would be as tall as a rule must be long (RULE_MIN_FRACTION of the
+    frame), the lines long for the frame alone are looked for; if they are a ruling (see
+    `is_ruling`: one character filling the frame is not) and characters shorter than a rule
+    are left without them, they are taken out, and the rules are then found again against
+    the height of what is left.
+    """
+    height = character_height(mask, stats)
+    if height >= RULE_MIN_FRACTION * min(mask.shape):
+        rules = find_rules(mask, 0.0, widen=True)
+        if rules is not None and is_ruling(rules[0], mask.shape):
+            lined = erase_rules(mask, *rules)
+            left = character_height(lined, components(lined)[2])
+            if MIN_CHARACTER_HEIGHT <= left < RULE_MIN_FRACTION * min(mask.shape):
+                again = remove_rules(lined, left, squared=is_ruling(_steep(rules[0]), mask.shape))
+                return lined if again is None else again
+    return remove_rules(mask, height)
+
+
+def _steep(segments: np.ndarray) -> np.ndarray:
+    """The segments (x0, y0, x1, y1 rows) nearer upright than level."""
+    return segments[
+        np.abs(segments[:, 3] - segments[:, 1]) > np.abs(segments[:, 2] - segments[:, 0])
+    ]
+
+
+def is_ruling(segments: np.ndarray, shape: tuple[int, int]) -> bool:
+    """Whether rules (followed segments, x0, y0, x1, y1 rows) are a ruling, not one character's
+    strokes: two of them cross the whole frame (RULING_SPAN of its width, or of its height for
+    steep ones) side by side, parallel (within RULING_ANGLE degrees) and RULING_APART of the
+    frame apart, as the lines of ruled or squared paper are."""
+    h, w = shape
+    dx, dy = segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1]
+    steep = np.abs(dy) > np.abs(dx)
+    spans = np.where(steep, np.abs(dy) / h, np.abs(dx) / w) >= RULING_SPAN
+    angles = np.degrees(np.arctan2(dy, dx)) % 180
+    mid_x, mid_y = (segments[:, 0] + segments[:, 2]) / 2, (segments[:, 1] + segments[:, 3]) / 2
+    i, j = np.triu_indices(len(segments), 1)  # every pair
+    turn = np.abs(angles[i] - angles[j])
+    apart = np.where(steep[i], np.abs(mid_x[i] - mid_x[j]) / w, np.abs(mid_y[i] - mid_y[j]) / h)
+    parallel = (steep[i] == steep[j]) & (np.minimum(turn, 180 - turn) <= RULING_ANGLE)
+    return bool((spans[i] & spans[j] & parallel & (apart >= RULING_APART)).any())
+
+
+def remove_rules(mask: np.ndarray, char_height: float, squared: bool = False) -> np.ndarray | None:
     """Remove long straight lines (ruled paper, grids, box edges), tilted ones too.
 
     A rule is a straight segment (probabilistic Hough) crossing at least RULE_MIN_FRACTION
@@ -169,23 +222,42 @@ def remove_rules(mask: np.ndarray, char_height: float) -> np.ndarray | None:
     character's own strokes stay; each segment found is followed along its rule's whole run
     (see `follow_rules`). Strokes that cross a rule are bridged again.
 
+    Squared paper's thin lines drift off the one-pixel walk of the Hough search: where the
+    steep rules found are a ruling (see `is_ruling`), or `squared` says so, the search runs on
+    the ink widened by a pixel all round.
+
     Args:
         mask: uint8 0/255 ink mask.
         char_height: typical character height in pixels (see `compact_height`).
+        squared: the mask is known to be squared paper.
 
     Returns:
         The mask without the rules, or None when there are none.
     """
+    rules = find_rules(mask, char_height, widen=squared)
+    if rules is not None and not squared and is_ruling(_steep(rules[0]), mask.shape):
+        rules = find_rules(mask, char_height, widen=True)  # squared paper: its lines are thin
+    return None if rules is None else erase_rules(mask, *rules)
+
+
+def find_rules(
+    mask: np.ndarray, char_height: float, widen: bool = False
+) -> tuple[np.ndarray, float] | None:
+    """The rules of a mask (see `remove_rules`): their followed segments (x0, y0, x1, y1 rows)
+    and the length bar they passed, or None when there are none."""
     h, w = mask.shape
     length = max(RULE_MIN_FRACTION * min(h, w), RULE_MIN_HEIGHTS * char_height)
     if length < 8:
         return None
     # Faint rules break up and characters interrupt them: bridge gaps of half a character.
     gap = max(2, int(0.5 * char_height), int(length / 50))
-    if not may_hold_rules(mask, length, gap):
+    candidates = rule_candidates(mask, length, gap)
+    if candidates is None:
         return None
+    if widen:
+        candidates = cv2.dilate(candidates, np.ones((3, 3), np.uint8))
     segments = cv2.HoughLinesP(
-        mask,
+        candidates,
         1,
         np.pi / 360,
         threshold=int(length * 0.5),
@@ -194,17 +266,43 @@ def remove_rules(mask: np.ndarray, char_height: float) -> np.ndarray | None:
     )
     if segments is None:
         return None
-    segments = follow_rules(mask, segments.reshape(-1, 4), gap)
-    band = np.zeros_like(mask)
+    return follow_rules(mask, segments.reshape(-1, 4), gap), length
+
+
+def erase_rules(mask: np.ndarray, segments: np.ndarray, length: float) -> np.ndarray:
+    """The mask without the rules (followed segments, see `find_rules`), each as thick as the
+    ink along it; strokes that cross a rule are bridged across it again.
+
+    Strokes are bridged down the rules' band. Steep rules that are a ruling of their own
+    (squared paper's upright lines, see `is_ruling`) cut level strokes: their band is bridged
+    along its rows instead. A lone steep "rule" is more often a character's upright stroke
+    drawn on into the level rules, and is bridged down like the rest, which keeps it.
+    """
+    steep = np.abs(segments[:, 3] - segments[:, 1]) > np.abs(segments[:, 2] - segments[:, 0])
+    upright = steep if is_ruling(_steep(segments), mask.shape) else np.zeros_like(steep)
+    bands = [_drawn(mask.shape, segments[~upright]), _drawn(mask.shape, segments[upright])]
+    thickness = _rule_thickness(mask, cv2.bitwise_or(*bands))
+    pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thickness, thickness))
+    bands = [cv2.dilate(band, pen) for band in bands]
+    kept = cv2.bitwise_and(mask, cv2.bitwise_not(cv2.bitwise_or(*bands)))
+    out = kept.copy()
+    for band, along_rows in ((bands[0], False), (bands[1], True)):
+        if not (upright.any() if along_rows else not upright.all()):
+            continue  # no rule in this band
+        across = max(thickness, band_height(band.T if along_rows else band, length)) + 2
+        bridge = cv2.getStructuringElement(
+            cv2.MORPH_RECT, (across, 1) if along_rows else (1, across)
+        )
+        out |= cv2.bitwise_and(cv2.morphologyEx(kept, cv2.MORPH_CLOSE, bridge), band)
+    return out
+
+
+def _drawn(shape: tuple[int, int], segments: np.ndarray) -> np.ndarray:
+    """A 0/255 image of the segments (x0, y0, x1, y1 rows) drawn 1 px wide."""
+    image = np.zeros(shape, np.uint8)
     for x0, y0, x1, y1 in segments:
-        cv2.line(band, (round(x0), round(y0)), (round(x1), round(y1)), 255, 1)
-    thickness = _rule_thickness(mask, band)
-    band = cv2.dilate(band, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thickness, thickness)))
-    kept = cv2.bitwise_and(mask, cv2.bitwise_not(band))
-    height = max(thickness, band_height(band, length))
-    bridge = cv2.getStructuringElement(cv2.MORPH_RECT, (1, height + 2))
-    bridged = cv2.bitwise_and(cv2.morphologyEx(kept, cv2.MORPH_CLOSE, bridge), band)
-    return cv2.bitwise_or(kept, bridged)
+        cv2.line(image, (round(x0), round(y0)), (round(x1), round(y1)), 255, 1)
+    return image
 
 
 def follow_rules(mask: np.ndarray, rules: np.ndarray, gap: int) -> np.ndarray:
@@ -293,10 +391,11 @@ def band_height(band: np.ndarray, length: float) -> int:
     return int(runs.max()) if len(runs) else 0
 
 
-def may_hold_rules(mask: np.ndarray, length: float, gap: int) -> bool:
-    """Whether any run of ink, its breaks no longer than `gap`, spans `length`: the cheap
-    necessary condition for a rule, checked on the mask shrunk by half the gap (so the breaks
-    close) before the costly Hough search. Frames without one skip that search."""
+def rule_candidates(mask: np.ndarray, length: float, gap: int) -> np.ndarray | None:
+    """The ink of every run, its breaks no longer than `gap`, that spans `length` (None when
+    there is none): only it can hold a rule. Runs are found on the mask shrunk by half the gap
+    (so the breaks close); the costly Hough search then sees the rules and what touches them,
+    not every character of the frame, and frames without a rule skip it."""
     h, w = mask.shape
     k = max(1, gap // 2)
     small = mask
@@ -305,9 +404,14 @@ def may_hold_rules(mask: np.ndarray, length: float, gap: int) -> bool:
     small = cv2.dilate(
         cv2.threshold(small, 0, 255, cv2.THRESH_BINARY)[1], np.ones((3, 3), np.uint8)
     )
-    count, _, stats, _ = cv2.connectedComponentsWithStats(small, connectivity=8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(small, connectivity=8)
     spans = np.hypot(stats[1:count, cv2.CC_STAT_WIDTH], stats[1:count, cv2.CC_STAT_HEIGHT])
-    return bool((spans * k >= 0.9 * length).any())
+    long = np.flatnonzero(spans * k >= 0.9 * length) + 1
+    if not len(long):
+        return None
+    region = (np.isin(labels, long) * 255).astype(np.uint8)
+    region = cv2.resize(region, (w, h), interpolation=cv2.INTER_NEAREST)
+    return cv2.bitwise_and(mask, region)
 
 
 def _rule_thickness(mask: np.ndarray, lines: np.ndarray) -> int:
@@ -462,7 +566,7 @@ def find_characters(
     strokes = ink_intensity(grey, ink)
     mask = binarize(strokes, spec.threshold)
     boxes, labels, stats = components(mask)
-    without_rules = remove_rules(mask, character_height(mask, stats))
+    without_rules = unruled(mask, stats)
     paper = cv2.compare(mask, 0, cv2.CMP_EQ)  # neither ink nor rule: what fills hollow strokes
     if without_rules is not None:
         mask = without_rules
@@ -622,8 +726,10 @@ def _fill_open_hollows(
     that ink: pixels the threshold called paper that lie within the character's closing by
     the widest MNIST stroke (THICK_STROKE_FACTOR x MNIST_STROKE_RATIO of its longer side) and
     are darker than `darkest` are filled. A loop's or a bay's inside is paper-bright."""
+    dark_paper = (paper > 0) & (grey < darkest)
+    if not dark_paper.any():  # the usual case: nothing to fill, no closing needed
+        return own
     side = int(THICK_STROKE_FACTOR * MNIST_STROKE_RATIO * max(own.shape)) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
     reach = cv2.morphologyEx(own, cv2.MORPH_CLOSE, kernel)
-    fill = (reach > 0) & (paper > 0) & (grey < darkest)
-    return np.where(fill, 255, own).astype(np.uint8)
+    return np.where((reach > 0) & dark_paper, 255, own).astype(np.uint8)

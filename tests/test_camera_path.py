@@ -176,6 +176,26 @@ def test_camera_set_of_other_writers_digits(shared_data, tmp_path, monkeypatch):
         assert cv2.imread(str(out / row.split(",")[0])).shape == (480, 640, 3)
 
 
+@pytest.mark.host
+def test_camera_set_on_squared_paper(shared_data, tmp_path, monkeypatch):
+    """`--squared` puts every frame on squared paper: thin lines both ways, about a
+    character a cell."""
+    pytest.importorskip("tensorflow")
+    from train_host.camera_set import paper
+    from train_host.cli import main
+
+    page = paper((480, 640), np.random.default_rng(0), 120, squared=True)
+    for profile in (page.mean(axis=(0, 2)), page.mean(axis=(1, 2))):  # columns, rows
+        lines = np.flatnonzero(profile < 0.9 * np.median(profile))
+        assert len(lines) in (len(profile) // 60, len(profile) // 60 + 1)
+        assert set(np.diff(lines)) == {60}
+    monkeypatch.setenv("HWR_DATA_DIR", str(shared_data))
+    out = tmp_path / "squared set"
+    args = ["camera-set", "--squared", "--singles", "2", "--strings", "0", "--out", str(out)]
+    assert main(args) == 0
+    assert json.loads((out / "config.json").read_text())["squared"] is True
+
+
 def test_classify_reads_only_the_region(run_edge, golden_model, shared_data, tmp_path):
     from edge.datasets import load_split
 

@@ -15,6 +15,7 @@ from edge.segment import (
     compact_height,
     fill_hollow_strokes,
     find_characters,
+    is_ruling,
     merge_into_characters,
     order_lines,
     remove_rules,
@@ -28,8 +29,10 @@ def render_page(
     rules: bool = False,
     specks: int = 0,
     seed: int = 0,
+    squared: int = 0,
 ) -> np.ndarray:
-    """Dark ink on light paper: 28x28 ink-high digits scaled 4x, in lines, optional ruling."""
+    """Dark ink on light paper: 28x28 ink-high digits scaled 4x, in lines, optional ruling
+    (or squared paper: 1 px lines both ways `squared` px apart)."""
     rng = np.random.default_rng(seed)
     lines = (len(digits) + per_line - 1) // per_line
     page = np.full((60 + lines * 150, 60 + per_line * 110), 225, np.float32)
@@ -42,6 +45,9 @@ def render_page(
         for row in range(lines):
             y = 30 + row * 150 + 124
             page[y : y + 2, :] = 150
+    if squared:  # under the ink, as printed paper is
+        page[squared // 2 :: squared, :] *= 0.5
+        page[:, squared // 3 :: squared] *= 0.5
     for _ in range(specks):
         y, x = rng.integers(0, page.shape[0]), rng.integers(0, page.shape[1])
         page[y, x] = 60
@@ -176,6 +182,53 @@ def test_character_height_when_every_character_touches_a_rule():
     stats = cv2.connectedComponentsWithStats(mask, connectivity=8)[2]
     assert compact_height(stats) == 0.0  # one long component: nothing compact
     assert abs(character_height(mask, stats) - 64) <= 2
+
+
+def test_squared_paper_is_taken_out_and_the_digits_read(mnist_digits, golden_model):
+    """Squared paper's lines cross, so they are one component as large as the page, which
+    the characters' height (and with it the rules' length bar) must not be measured on; its
+    upright lines cut level strokes, which are bridged along the rows."""
+    images, labels = mnist_digits
+    page = render_page(list(images[:8]), per_line=4, squared=60)
+    chars = find_characters(page)
+    assert len(chars) == 8
+    assert all(c.box.h < 150 for c in chars)
+    reading = read_frame(page, Classifier(golden_model), min_confidence=0.0)
+    truth = "".join(str(v) for v in labels[:8])
+    assert sum(a == b for a, b in zip(reading.text.replace("\n", ""), truth, strict=True)) >= 7
+
+
+def test_a_thin_character_filling_the_frame_is_not_taken_for_squared_paper():
+    """A close-up 7 as tall as a rule must be long: its upright stroke is a long straight line,
+    but one line is no ruling, and the character stays whole."""
+    page = np.full((400, 400), 225, np.uint8)
+    cv2.line(page, (60, 50), (300, 50), 40, 4)
+    cv2.line(page, (300, 50), (280, 370), 40, 4)
+    chars = find_characters(page)
+    assert len(chars) == 1
+    assert chars[0].box.w > 200 and chars[0].box.h > 300
+
+
+def test_is_ruling_asks_for_two_parallel_lines_across_the_frame():
+    shape = (480, 640)
+    level = np.array([[0, 100, 639, 110], [0, 300, 639, 309]], np.float64)
+    assert is_ruling(level, shape)
+    assert not is_ruling(level[:1], shape)  # one line: a stroke may be as long
+    assert not is_ruling(np.array([[0, 100, 639, 110], [0, 104, 639, 114]], np.float64), shape)
+    assert not is_ruling(np.array([[0, 100, 639, 110], [0, 300, 639, 200]], np.float64), shape)
+    assert not is_ruling(np.array([[100, 100, 400, 110], [100, 300, 400, 309]], np.float64), shape)
+    upright = np.array([[100, 0, 110, 479], [400, 0, 405, 479]], np.float64)
+    assert is_ruling(upright, shape)
+
+
+def test_a_level_stroke_crossing_upright_rules_is_bridged():
+    mask = np.zeros((480, 640), np.uint8)
+    for x in range(40, 640, 120):
+        cv2.line(mask, (x, 0), (x + 8, 479), 255, 1)  # squared paper's upright lines
+    mask[200:206, 120:260] = 255  # a level stroke crossing the line near x = 164
+    cleaned = remove_rules(mask, char_height=60)
+    assert cleaned[400, 40 + 7] == 0 and cleaned[50, 280 + 1] == 0  # the lines are gone
+    assert (cleaned[200:206, 120:260] > 0).any(axis=0).all()  # no column of the stroke is cut
 
 
 def test_remove_rules_without_rules_returns_none():

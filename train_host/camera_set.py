@@ -1,8 +1,8 @@
 """Camera-realistic evaluation set: test-split characters rendered as ink on photographed paper.
 
 Each image goes through what a Pi camera sees: pen thickness, ink colour, paper tint and
-texture, ruled lines, uneven light and a shadow, rotation, perspective, blur, sensor noise
-and JPEG. With `sheet`, the paper is a whole sheet on a desk seen at an angle (for
+texture, ruled lines (or squared paper), uneven light and a shadow, rotation, perspective,
+blur, sensor noise and JPEG. With `sheet`, the paper is a whole sheet on a desk seen at an angle (for
 `--page auto`); without it the frame is all paper. Seeded and reproducible; `labels.csv`
 (file,label,kind) lies beside the images, the format `edge bench --camera-set DIR` reads.
 """
@@ -32,6 +32,7 @@ class CameraSetConfig:
     max_length: int = 8
     touching: bool = False
     sheet: bool = False
+    squared: bool = False
     frame: tuple[int, int] = (640, 480)
     seed: int = 0
 
@@ -52,17 +53,28 @@ def ink_glyph(digit: np.ndarray, height: int, rng: np.random.Generator) -> np.nd
     return cv2.GaussianBlur(mask, (3, 3), 0)
 
 
-def paper(shape: tuple[int, int], rng: np.random.Generator, line_gap: int) -> np.ndarray:
-    """Tinted, textured paper (float BGR in 0..1), sometimes ruled."""
+RULE_COLOUR = np.array([0.85, 0.6, 0.45], np.float32)  # pale blue (BGR)
+
+
+def paper(
+    shape: tuple[int, int], rng: np.random.Generator, line_gap: int, squared: bool = False
+) -> np.ndarray:
+    """Tinted, textured paper (float BGR in 0..1), sometimes ruled; with `squared`, always
+    squared: thin lines both ways, half a rule's gap apart (about one character a cell)."""
     h, w = shape
     tint = np.array([rng.uniform(0.82, 0.97) for _ in range(3)], np.float32)
     low = cv2.resize(rng.normal(0, 1, (8, 8)).astype(np.float32), (w, h))
     page = tint[None, None, :] * (1 + 0.03 * low[..., None] + rng.normal(0, 0.01, (h, w, 1)))
-    if rng.random() < 0.4:
-        colour = np.array([0.85, 0.6, 0.45], np.float32)  # pale blue rule (BGR)
+    if squared:
+        cell = max(8, line_gap // 2)
+        for y in range(int(rng.integers(0, cell)), h, cell):
+            page[y : y + 1] *= RULE_COLOUR
+        for x in range(int(rng.integers(0, cell)), w, cell):
+            page[:, x : x + 1] *= RULE_COLOUR
+    elif rng.random() < 0.4:
         offset = int(rng.integers(0, line_gap))
         for y in range(offset, h, line_gap):
-            page[y : y + max(1, line_gap // 40)] *= colour
+            page[y : y + max(1, line_gap // 40)] *= RULE_COLOUR
     return page.astype(np.float32)
 
 
@@ -179,7 +191,7 @@ def render(digits: list[np.ndarray], config: CameraSetConfig, rng: np.random.Gen
         rng.choice([[0.1, 0.1, 0.1], [0.45, 0.15, 0.1], [0.15, 0.15, 0.35]]), np.float32
     )  # black, blue, dark red ink (BGR)
     strength = rng.uniform(0.75, 1.0)
-    page = paper((h, w), rng, int(height * rng.uniform(1.2, 1.6)))
+    page = paper((h, w), rng, int(height * rng.uniform(1.2, 1.6)), config.squared)
     image = page * (1 - strength * ink[..., None]) + colour * strength * ink[..., None] * page
     if config.sheet:
         image = sheet_on_desk(image, rng)

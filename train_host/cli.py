@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="render the paper as a whole sheet on a desk seen at an angle (for edge --page)",
     )
+    camera.add_argument(
+        "--squared",
+        action="store_true",
+        help="render every frame on squared paper (thin lines both ways, about a character a "
+        "cell), which the default set never shows",
+    )
     camera.add_argument("--max-length", type=int, default=8, help="longest string (8)")
     camera.add_argument("--seed", type=int, default=0, help="random seed (0)")
 
@@ -244,6 +250,7 @@ def cmd_camera_set(args: argparse.Namespace) -> int:
         max_length=args.max_length,
         touching=args.touching,
         sheet=args.sheet,
+        squared=args.squared,
     )
     if args.split == "val":
         source = train_val_split(load_dataset(args.dataset, "train"))[1]
