@@ -266,7 +266,93 @@ def find_rules(
     )
     if segments is None:
         return None
-    return follow_rules(mask, segments.reshape(-1, 4), gap), length
+    segments = follow_rules(mask, segments.reshape(-1, 4), gap)
+    return (complete_ruling(mask, segments, gap) if widen else segments), length
+
+
+def complete_ruling(mask: np.ndarray, segments: np.ndarray, gap: int) -> np.ndarray:
+    """The rules with the lines of their ruling that the search missed.
+
+    Squared paper's lines are evenly spaced. A line cut short by a corner of the frame is
+    shorter than a rule, and a faint one may not be found; either lies a whole number of
+    spacings from the lines across the frame that were. Where ink runs along such a line for
+    at least half of its stretch in the frame, it is a rule too (followed like the others).
+    """
+    h, w = mask.shape
+    steep = np.abs(segments[:, 3] - segments[:, 1]) > np.abs(segments[:, 2] - segments[:, 0])
+    added = []
+    for upright in (False, True):
+        family = segments[(steep == upright) & _spans_frame(segments, mask.shape)]
+        for offset, direction in _missing_lines(family, upright, mask.shape):
+            centre = (offset, h / 2) if upright else (w / 2, offset)
+            far = 2.0 * (h + w)
+            ends = (
+                (round(centre[0] - far * direction[0]), round(centre[1] - far * direction[1])),
+                (round(centre[0] + far * direction[0]), round(centre[1] + far * direction[1])),
+            )
+            inside, a, b = cv2.clipLine((0, 0, w, h), *ends)
+            chord = float(np.hypot(b[0] - a[0], b[1] - a[1]))
+            if not inside or chord < 8:
+                continue
+            rule = np.array([a[0], a[1], b[0], b[1]], np.float64)
+            xs, ys = _ink_along(mask, rule)
+            across = (ys - a[1]) * direction[0] - (xs - a[0]) * direction[1]
+            along = (xs - a[0]) * direction[0] + (ys - a[1]) * direction[1]
+            covered = np.unique(np.round(along[np.abs(across) <= 3.0]))
+            if len(covered) >= 0.5 * chord:
+                added.append(_follow((xs, ys), rule, gap))
+    return np.vstack([segments, *added]) if added else segments
+
+
+def _spans_frame(segments: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which segments cross RULING_SPAN of the frame (of its width, or its height if steep)."""
+    h, w = shape
+    dx, dy = np.abs(segments[:, 2] - segments[:, 0]), np.abs(segments[:, 3] - segments[:, 1])
+    return np.where(dy > dx, dy / h, dx / w) >= RULING_SPAN
+
+
+def _missing_lines(family: np.ndarray, upright: bool, shape: tuple[int, int]):
+    """(offset, unit direction) of the lines a family of parallel lines across the frame leaves
+    out at its spacing (the median gap between neighbours): between them and up to the frame's
+    edges. The offset is where a line crosses the frame's middle row (upright) or column."""
+    h, w = shape
+    if len(family) < 2:
+        return []
+    dx, dy = family[:, 2] - family[:, 0], family[:, 3] - family[:, 1]
+    if upright:
+        offsets = family[:, 0] + (h / 2 - family[:, 1]) * dx / dy
+    else:
+        offsets = family[:, 1] + (w / 2 - family[:, 0]) * dy / dx
+    norms = np.hypot(dx, dy)
+    directions = (
+        np.stack([dx / norms, dy / norms], axis=1) * np.sign(dy if upright else dx)[:, None]
+    )
+    order = np.argsort(offsets)
+    lines = []  # (offset, direction), one per line (near-identical offsets are one line)
+    for k in order:
+        if not lines or offsets[k] - lines[-1][0] > 3.0:
+            lines.append((float(offsets[k]), directions[k]))
+    if len(lines) < 2:
+        return []
+    spacing = float(np.median(np.diff([o for o, _ in lines])))
+    if spacing < 8:
+        return []
+    missing = []
+    for (a, da), (b, _) in zip(lines, lines[1:], strict=False):
+        parts = round((b - a) / spacing)
+        missing += [(a + k * (b - a) / parts, da) for k in range(1, parts)]
+    extent = w if upright else h
+    first, d_first = lines[0]
+    last, d_last = lines[-1]
+    k = 1
+    while first - k * spacing > -spacing:
+        missing.append((first - k * spacing, d_first))
+        k += 1
+    k = 1
+    while last + k * spacing < extent + spacing:
+        missing.append((last + k * spacing, d_last))
+        k += 1
+    return missing
 
 
 def erase_rules(mask: np.ndarray, segments: np.ndarray, length: float) -> np.ndarray:

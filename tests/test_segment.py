@@ -231,6 +231,27 @@ def test_a_level_stroke_crossing_upright_rules_is_bridged():
     assert (cleaned[200:206, 120:260] > 0).any(axis=0).all()  # no column of the stroke is cut
 
 
+def test_squared_papers_lines_cut_short_by_the_frame_are_found_by_their_spacing():
+    """A line of a ruling shorter than a rule (cut off by a corner of the frame, or broken
+    into dashes) lies a whole number of spacings from the lines found: it is taken out too."""
+    mask = np.zeros((480, 640), np.uint8)
+    for x0 in range(-60, 660, 60):  # squared paper's upright lines, leaning 0.2 px a row
+        if x0 != 300:
+            cv2.line(mask, (x0, 0), (x0 + 96, 479), 255, 1)
+    for y in range(0, 480, 88):  # one line in dashes too far apart for the search to join
+        cv2.line(mask, (300 + y // 5, y), (300 + (y + 48) // 5, y + 48), 255, 1)
+    mask[200:260, 190:196] = 255  # a stroke between two lines
+    cleaned = remove_rules(mask, char_height=60)
+
+    def ink_along(x0: int) -> int:
+        line = cv2.line(np.zeros_like(mask), (x0, 0), (x0 + 96, 479), 255, 5)
+        return cv2.countNonZero(cv2.bitwise_and(cleaned, line))
+
+    assert ink_along(300) == 0  # the dashed line
+    assert ink_along(-60) == 0 and ink_along(600) == 0  # the lines the corners cut short
+    assert (cleaned[200:260, 190:196] > 0).all()
+
+
 def test_remove_rules_without_rules_returns_none():
     mask = np.zeros((200, 300), np.uint8)
     mask[40:140, 150:154] = 255
