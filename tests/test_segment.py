@@ -8,6 +8,7 @@ import numpy as np
 from edge.interpreter import Classifier
 from edge.pipeline import read_frame
 from edge.preprocess import extract_character
+from edge.rules import is_ruling, remove_rules
 from edge.segment import (
     Box,
     attach_fragments,
@@ -15,10 +16,8 @@ from edge.segment import (
     compact_height,
     fill_hollow_strokes,
     find_characters,
-    is_ruling,
     merge_into_characters,
     order_lines,
-    remove_rules,
 )
 
 

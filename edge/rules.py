@@ -1,0 +1,354 @@
+"""Ruled and squared paper: find its lines (long straight runs of ink, tilted ones too),
+follow each along its whole run, and take them out of an ink mask with the strokes that
+cross them bridged again. Pure functions (numpy + OpenCV) on 0/255 masks.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# A ruled or grid line is a straight segment at least this fraction of the frame's shorter
+# side (a stroke of a character in a tight crop is shorter) ...
+RULE_MIN_FRACTION = 0.6
+# ... and is longer than any straight stroke inside a character: a segment within a box no
+# wider than tall is at most its diagonal, 1.42 heights.
+RULE_MIN_HEIGHTS = 1.5
+# A ruling (see `is_ruling`): parallel lines crossing this much of the frame, this parallel.
+RULING_SPAN = 0.9
+RULING_ANGLE = 3.0
+RULING_APART = 0.1
+
+
+def _is_steep(segments: np.ndarray) -> np.ndarray:
+    """Which segments (x0, y0, x1, y1 rows) are nearer upright than level."""
+    return np.abs(segments[:, 3] - segments[:, 1]) > np.abs(segments[:, 2] - segments[:, 0])
+
+
+def is_squared(segments: np.ndarray, shape: tuple[int, int]) -> bool:
+    """Whether the steep ones of the rules are a ruling (see `is_ruling`): squared paper."""
+    return is_ruling(segments[_is_steep(segments)], shape)
+
+
+def is_ruling(segments: np.ndarray, shape: tuple[int, int]) -> bool:
+    """Whether rules (followed segments, x0, y0, x1, y1 rows) are a ruling, not one character's
+    strokes: two of them cross the whole frame (RULING_SPAN of its width, or of its height for
+    steep ones) side by side, parallel (within RULING_ANGLE degrees) and RULING_APART of the
+    frame apart, as the lines of ruled or squared paper are."""
+    h, w = shape
+    steep, spans = _is_steep(segments), _spans_frame(segments, shape)
+    angles = np.degrees(
+        np.arctan2(segments[:, 3] - segments[:, 1], segments[:, 2] - segments[:, 0])
+    )
+    angles %= 180
+    mid_x, mid_y = (segments[:, 0] + segments[:, 2]) / 2, (segments[:, 1] + segments[:, 3]) / 2
+    i, j = np.triu_indices(len(segments), 1)  # every pair
+    turn = np.abs(angles[i] - angles[j])
+    apart = np.where(steep[i], np.abs(mid_x[i] - mid_x[j]) / w, np.abs(mid_y[i] - mid_y[j]) / h)
+    parallel = (steep[i] == steep[j]) & (np.minimum(turn, 180 - turn) <= RULING_ANGLE)
+    return bool((spans[i] & spans[j] & parallel & (apart >= RULING_APART)).any())
+
+
+def remove_rules(mask: np.ndarray, char_height: float, squared: bool = False) -> np.ndarray | None:
+    """Remove long straight lines (ruled paper, grids, box edges), tilted ones too.
+
+    A rule is a straight segment (probabilistic Hough) crossing at least RULE_MIN_FRACTION
+    of the frame and RULE_MIN_HEIGHTS times longer than the characters are tall, so a
+    character's own strokes stay; each segment found is followed along its rule's whole run
+    (see `follow_rules`). Strokes that cross a rule are bridged again.
+
+    Squared paper's thin lines drift off the one-pixel walk of the Hough search: where the
+    steep rules found are a ruling (see `is_ruling`), or `squared` says so, the search runs on
+    the ink widened by a pixel all round.
+
+    Args:
+        mask: uint8 0/255 ink mask.
+        char_height: typical character height in pixels (see `compact_height`).
+        squared: the mask is known to be squared paper.
+
+    Returns:
+        The mask without the rules, or None when there are none.
+    """
+    rules = find_rules(mask, char_height, widen=squared)
+    if rules is not None and not squared and is_squared(rules[0], mask.shape):
+        rules = find_rules(mask, char_height, widen=True)  # squared paper: its lines are thin
+    return None if rules is None else erase_rules(mask, *rules)
+
+
+def find_rules(
+    mask: np.ndarray, char_height: float, widen: bool = False
+) -> tuple[np.ndarray, float] | None:
+    """The rules of a mask (see `remove_rules`): their followed segments (x0, y0, x1, y1 rows)
+    and the length bar they passed, or None when there are none."""
+    h, w = mask.shape
+    length = max(RULE_MIN_FRACTION * min(h, w), RULE_MIN_HEIGHTS * char_height)
+    if length < 8:
+        return None
+    # Faint rules break up and characters interrupt them: bridge gaps of half a character.
+    gap = max(2, int(0.5 * char_height), int(length / 50))
+    candidates = rule_candidates(mask, length, gap)
+    if candidates is None:
+        return None
+    if widen:
+        candidates = cv2.dilate(candidates, np.ones((3, 3), np.uint8))
+    segments = cv2.HoughLinesP(
+        candidates,
+        1,
+        np.pi / 360,
+        threshold=int(length * 0.5),
+        minLineLength=int(length),
+        maxLineGap=gap,
+    )
+    if segments is None:
+        return None
+    segments = follow_rules(mask, segments.reshape(-1, 4), gap)
+    return (complete_ruling(mask, segments, gap) if widen else segments), length
+
+
+def complete_ruling(mask: np.ndarray, segments: np.ndarray, gap: int) -> np.ndarray:
+    """The rules with the lines of their ruling that the search missed.
+
+    Squared paper's lines are evenly spaced. A line cut short by a corner of the frame is
+    shorter than a rule, and a faint one may not be found; either lies a whole number of
+    spacings from the lines across the frame that were. Where ink runs along such a line for
+    at least half of its stretch in the frame, it is a rule too (followed like the others).
+    """
+    steep, spans = _is_steep(segments), _spans_frame(segments, mask.shape)
+    added = []
+    for upright in (False, True):
+        for offset, direction in _missing_lines(
+            segments[(steep == upright) & spans], upright, mask.shape
+        ):
+            line = _inked_line(mask, offset, direction, upright, gap)
+            if line is not None:
+                added.append(line)
+    return np.vstack([segments, *added]) if added else segments
+
+
+def _inked_line(
+    mask: np.ndarray, offset: float, direction: np.ndarray, upright: bool, gap: int
+) -> np.ndarray | None:
+    """The followed run (x0, y0, x1, y1) of the line through `offset` on the frame's middle row
+    (upright) or column, along the unit `direction`, if ink lies within 3 px of it along at
+    least half of its stretch in the frame; else None."""
+    h, w = mask.shape
+    centre = (offset, h / 2) if upright else (w / 2, offset)
+    far = 2.0 * (h + w)
+    ends = [
+        (round(centre[0] + t * direction[0]), round(centre[1] + t * direction[1]))
+        for t in (-far, far)
+    ]
+    inside, a, b = cv2.clipLine((0, 0, w, h), *ends)
+    chord = float(np.hypot(b[0] - a[0], b[1] - a[1]))
+    if not inside or chord < 8:
+        return None
+    rule = np.array([a[0], a[1], b[0], b[1]], np.float64)
+    xs, ys = _ink_along(mask, rule)
+    across = (ys - a[1]) * direction[0] - (xs - a[0]) * direction[1]
+    along = (xs - a[0]) * direction[0] + (ys - a[1]) * direction[1]
+    covered = np.unique(np.round(along[np.abs(across) <= 3.0]))
+    return _follow((xs, ys), rule, gap) if len(covered) >= 0.5 * chord else None
+
+
+def _spans_frame(segments: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which segments cross RULING_SPAN of the frame (of its width, or its height if steep)."""
+    h, w = shape
+    dx, dy = np.abs(segments[:, 2] - segments[:, 0]), np.abs(segments[:, 3] - segments[:, 1])
+    return np.where(_is_steep(segments), dy / h, dx / w) >= RULING_SPAN
+
+
+def _missing_lines(family: np.ndarray, upright: bool, shape: tuple[int, int]):
+    """(offset, unit direction) of the lines a family of parallel lines across the frame leaves
+    out at its spacing (the median gap between neighbours): between them and up to the frame's
+    edges. The offset is where a line crosses the frame's middle row (upright) or column."""
+    h, w = shape
+    if len(family) < 2:
+        return []
+    dx, dy = family[:, 2] - family[:, 0], family[:, 3] - family[:, 1]
+    if upright:
+        offsets = family[:, 0] + (h / 2 - family[:, 1]) * dx / dy
+    else:
+        offsets = family[:, 1] + (w / 2 - family[:, 0]) * dy / dx
+    norms = np.hypot(dx, dy)
+    directions = (
+        np.stack([dx / norms, dy / norms], axis=1) * np.sign(dy if upright else dx)[:, None]
+    )
+    order = np.argsort(offsets)
+    lines = []  # (offset, direction), one per line (near-identical offsets are one line)
+    for k in order:
+        if not lines or offsets[k] - lines[-1][0] > 3.0:
+            lines.append((float(offsets[k]), directions[k]))
+    if len(lines) < 2:
+        return []
+    spacing = float(np.median(np.diff([o for o, _ in lines])))
+    if spacing < 8:
+        return []
+    missing = []
+    for (a, da), (b, _) in zip(lines, lines[1:], strict=False):
+        parts = round((b - a) / spacing)
+        missing += [(a + k * (b - a) / parts, da) for k in range(1, parts)]
+    extent = w if upright else h
+    first, d_first = lines[0]
+    last, d_last = lines[-1]
+    k = 1
+    while first - k * spacing > -spacing:
+        missing.append((first - k * spacing, d_first))
+        k += 1
+    k = 1
+    while last + k * spacing < extent + spacing:
+        missing.append((last + k * spacing, d_last))
+        k += 1
+    return missing
+
+
+def erase_rules(mask: np.ndarray, segments: np.ndarray, length: float) -> np.ndarray:
+    """The mask without the rules (followed segments, see `find_rules`), each as thick as the
+    ink along it; strokes that cross a rule are bridged across it again.
+
+    Strokes are bridged down the rules' band. Steep rules that are a ruling of their own
+    (squared paper's upright lines, see `is_ruling`) cut level strokes: their band is bridged
+    along its rows instead. A lone steep "rule" is more often a character's upright stroke
+    drawn on into the level rules, and is bridged down like the rest, which keeps it.
+    """
+    steep = _is_steep(segments)
+    upright = steep if is_squared(segments, mask.shape) else np.zeros_like(steep)
+    bands = [_drawn(mask.shape, segments[~upright]), _drawn(mask.shape, segments[upright])]
+    thickness = _rule_thickness(mask, cv2.bitwise_or(*bands))
+    pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thickness, thickness))
+    bands = [cv2.dilate(band, pen) for band in bands]
+    kept = cv2.bitwise_and(mask, cv2.bitwise_not(cv2.bitwise_or(*bands)))
+    out = kept.copy()
+    for band, along_rows in ((bands[0], False), (bands[1], True)):
+        if not (upright.any() if along_rows else not upright.all()):
+            continue  # no rule in this band
+        across = max(thickness, band_height(band.T if along_rows else band, length)) + 2
+        bridge = cv2.getStructuringElement(
+            cv2.MORPH_RECT, (across, 1) if along_rows else (1, across)
+        )
+        out |= cv2.bitwise_and(cv2.morphologyEx(kept, cv2.MORPH_CLOSE, bridge), band)
+    return out
+
+
+def _drawn(shape: tuple[int, int], segments: np.ndarray) -> np.ndarray:
+    """A 0/255 image of the segments (x0, y0, x1, y1 rows) drawn 1 px wide."""
+    image = np.zeros(shape, np.uint8)
+    for x0, y0, x1, y1 in segments:
+        cv2.line(image, (round(x0), round(y0)), (round(x1), round(y1)), 255, 1)
+    return image
+
+
+def follow_rules(mask: np.ndarray, rules: np.ndarray, gap: int) -> np.ndarray:
+    """Each rule's whole run along its line, refitted to the ink.
+
+    HoughLinesP walks a rule one pixel wide at its quantised angle; on a faint, dashed rule a
+    pixel of drift ends the walk, and the rest of the rule is shorter than a rule, so it was
+    kept and joined the characters it touches. Here the ink within a few pixels of each
+    segment's line, across the whole frame, is fitted with a straight line (twice, the second
+    time on the ink within 1.5 px of the first fit), and the segment becomes the run of that
+    ink, breaks no longer than `gap`, that holds it.
+
+    Args:
+        mask: uint8 0/255 ink mask.
+        rules: (N, 4) Hough segments x0, y0, x1, y1.
+        gap: longest break in a rule.
+
+    Returns:
+        (N, 4) float segments.
+    """
+    return np.array([_follow(_ink_along(mask, rule), rule, gap) for rule in rules]).reshape(-1, 4)
+
+
+def _ink_along(
+    mask: np.ndarray, rule: np.ndarray, margin: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
+    """The x and y (float32) of the ink of the strip of rows (or columns, for a steep rule) the
+    rule's line crosses, extended over the whole frame, `margin` px either side."""
+    x0, y0, x1, y1 = (float(v) for v in rule)
+    h, w = mask.shape
+    steep = abs(y1 - y0) > abs(x1 - x0)
+    if steep:  # the same, transposed: x as a function of y
+        x0, y0, x1, y1, h, w = y0, x0, y1, x1, w, h
+    slope = (y1 - y0) / (x1 - x0) if x1 != x0 else 0.0
+    ends = (y0 - slope * x0, y0 + slope * (w - 1 - x0))
+    lo = max(0, int(np.floor(min(ends))) - margin)
+    hi = min(h, int(np.ceil(max(ends))) + margin + 1)
+    strip = mask[:, lo:hi] if steep else mask[lo:hi]
+    found = cv2.findNonZero(np.ascontiguousarray(strip))
+    if found is None:
+        return np.empty(0, np.float32), np.empty(0, np.float32)
+    xs, ys = found[:, 0, 0].astype(np.float32), found[:, 0, 1].astype(np.float32)
+    return (xs, ys + lo) if not steep else (xs + lo, ys)
+
+
+def _follow(points: tuple[np.ndarray, np.ndarray], rule: np.ndarray, gap: int) -> np.ndarray:
+    """One rule's run (see follow_rules): refit its line to the ink near it, then take the
+    run of that ink, breaks up to `gap`, that overlaps the Hough segment."""
+    xs, ys = points
+    x0, y0, x1, y1 = (float(v) for v in rule)
+    length = max(float(np.hypot(x1 - x0, y1 - y0)), 1e-9)
+    dx, dy = (x1 - x0) / length, (y1 - y0) / length
+    for tolerance in (3.0, 1.5):
+        along = (xs - x0) * dx + (ys - y0) * dy
+        across = (ys - y0) * dx - (xs - x0) * dy
+        near = np.abs(across) <= tolerance
+        if np.count_nonzero(near) < 2:
+            return np.asarray(rule, dtype=np.float64)
+        xs, ys, along, across = xs[near], ys[near], along[near], across[near]
+        mean_along, mean_across = float(along.mean()), float(across.mean())
+        centred = along - mean_along
+        spread = float(centred @ centred)
+        slope = float(centred @ (across - mean_across)) / spread if spread > 0 else 0.0
+        shift = mean_across - slope * mean_along  # the fit: across = shift + slope * along
+        x0, y0 = x0 - shift * dy, y0 + shift * dx
+        dx, dy = dx - slope * dy, dy + slope * dx
+        norm = float(np.hypot(dx, dy))
+        dx, dy = dx / norm, dy / norm
+    along = np.sort((xs - x0) * dx + (ys - y0) * dy)
+    breaks = np.flatnonzero(np.diff(along) > gap)
+    first, last = along[np.r_[0, breaks + 1]], along[np.r_[breaks, len(along) - 1]]
+    holds = (last >= 0) & (first <= length)
+    lo, hi = (first[holds].min(), last[holds].max()) if holds.any() else (0.0, length)
+    return np.array([x0 + lo * dx, y0 + lo * dy, x0 + hi * dx, y0 + hi * dy])
+
+
+def band_height(band: np.ndarray, length: float) -> int:
+    """The tallest run of the rules' band down any column, runs shorter than a rule only (a
+    vertical rule's band runs its whole length down a column). Near-parallel segments through one
+    rule, fanned out by a thick stroke lying on it, widen the band beyond one rule's thickness:
+    strokes crossing it must be bridged over its whole height."""
+    columns = np.pad(band.T > 0, ((0, 0), (1, 1))).astype(np.int8)  # one row per column
+    steps = np.diff(columns, axis=1).ravel()  # in column order, so starts and ends pair up
+    runs = np.flatnonzero(steps == -1) - np.flatnonzero(steps == 1)
+    runs = runs[runs < length]
+    return int(runs.max()) if len(runs) else 0
+
+
+def rule_candidates(mask: np.ndarray, length: float, gap: int) -> np.ndarray | None:
+    """The ink of every run, its breaks no longer than `gap`, that spans `length` (None when
+    there is none): only it can hold a rule. Runs are found on the mask shrunk by half the gap
+    (so the breaks close); the costly Hough search then sees the rules and what touches them,
+    not every character of the frame, and frames without a rule skip it."""
+    h, w = mask.shape
+    k = max(1, gap // 2)
+    small = mask
+    if k > 1:
+        small = cv2.resize(mask, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
+    small = cv2.dilate(
+        cv2.threshold(small, 0, 255, cv2.THRESH_BINARY)[1], np.ones((3, 3), np.uint8)
+    )
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(small, connectivity=8)
+    spans = np.hypot(stats[1:count, cv2.CC_STAT_WIDTH], stats[1:count, cv2.CC_STAT_HEIGHT])
+    long = np.flatnonzero(spans * k >= 0.9 * length) + 1
+    if not len(long):
+        return None
+    region = (np.isin(labels, long) * 255).astype(np.uint8)
+    region = cv2.resize(region, (w, h), interpolation=cv2.INTER_NEAREST)
+    return cv2.bitwise_and(mask, region)
+
+
+def _rule_thickness(mask: np.ndarray, lines: np.ndarray) -> int:
+    """Odd kernel size that covers the rules drawn (1 px) in `lines`: ink near them per length."""
+    near = cv2.dilate(lines, np.ones((9, 9), np.uint8))
+    ink = cv2.countNonZero(cv2.bitwise_and(mask, near))
+    per_length = ink / max(1, cv2.countNonZero(lines))
+    return int(2 * round(min(per_length, 8.0) / 2) + 3)
