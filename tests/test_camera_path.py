@@ -196,6 +196,30 @@ def test_camera_set_on_squared_paper(shared_data, tmp_path, monkeypatch):
     assert json.loads((out / "config.json").read_text())["squared"] is True
 
 
+@pytest.mark.host
+def test_camera_set_of_small_writing(shared_data, tmp_path, monkeypatch, capsys):
+    """`--size LO,HI` draws each frame's characters between those fractions of its height
+    (writing seen from far off); a size that is not two fractions is one line naming the fix."""
+    pytest.importorskip("tensorflow")
+    from train_host import camera_set
+    from train_host.cli import main
+
+    heights, draw = [], camera_set.ink_glyph
+    monkeypatch.setattr(
+        camera_set, "ink_glyph", lambda d, h, rng: heights.append(h) or draw(d, h, rng)
+    )
+    monkeypatch.setenv("HWR_DATA_DIR", str(shared_data))
+    out = tmp_path / "small set"
+    args = ["camera-set", "--size", "0.08,0.1", "--singles", "3", "--strings", "0"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["size"] == [0.08, 0.1]
+    assert len(heights) == 3 and all(0.08 * 480 - 1 <= h <= 0.1 * 480 for h in heights)
+    for bad in ("0.3", "0.5,0.2", "big,small"):
+        assert main(["camera-set", "--size", bad, "--out", str(tmp_path / "no")]) == 2
+        assert "--size" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()
+
+
 def test_classify_reads_only_the_region(run_edge, golden_model, shared_data, tmp_path):
     from edge.datasets import load_split
 

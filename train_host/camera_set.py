@@ -33,6 +33,10 @@ class CameraSetConfig:
     touching: bool = False
     sheet: bool = False
     squared: bool = False
+    size: tuple[float, float] = (
+        0.25,
+        0.55,
+    )  # a character's box, as a fraction of the frame's height
     frame: tuple[int, int] = (640, 480)
     seed: int = 0
 
@@ -184,7 +188,7 @@ def render(digits: list[np.ndarray], config: CameraSetConfig, rng: np.random.Gen
     w, h = config.frame
     # Glyphs are square and gaps at most 0.35 of a glyph: n glyphs need 1.35 n heights.
     widest = w * 0.9 / (1.35 * len(digits))
-    height = int(min(rng.uniform(0.25, 0.55) * h, widest))
+    height = int(min(rng.uniform(*config.size) * h, widest))
     glyphs = [ink_glyph(d, height, rng) for d in digits]
     ink = place_string(glyphs, (h, w), rng, config.touching)
     colour = np.array(

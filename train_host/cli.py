@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="render every frame on squared paper (thin lines both ways, about a character a "
         "cell), which the default set never shows",
     )
+    camera.add_argument(
+        "--size",
+        default="0.25,0.55",
+        help="LO,HI: each frame's character box (the 28x28 box MNIST's 20x20 digits sit in) "
+        "drawn between these fractions of the frame's height (0.25,0.55); 0.08,0.16 is writing "
+        "seen from far off",
+    )
     camera.add_argument("--max-length", type=int, default=8, help="longest string (8)")
     camera.add_argument("--seed", type=int, default=0, help="random seed (0)")
 
@@ -234,6 +241,19 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size_range(text: str) -> tuple[float, float]:
+    """--size LO,HI as two fractions of the frame's height, 0 < LO <= HI <= 0.9."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise EdgeError(f"--size {text!r}: give two fractions LO,HI, e.g. 0.25,0.55") from None
+    if not 0 < lo <= hi <= 0.9:
+        raise EdgeError(
+            f"--size {text!r}: need 0 < LO <= HI <= 0.9 (fractions of the frame's height)"
+        )
+    return lo, hi
+
+
 def cmd_camera_set(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -242,6 +262,7 @@ def cmd_camera_set(args: argparse.Namespace) -> int:
 
     if not 1 <= args.min_length <= args.max_length:
         raise EdgeError("--min-length must be at least 1 and at most --max-length")
+    size = _size_range(args.size)
     config = CameraSetConfig(
         singles=args.singles,
         strings=args.strings,
@@ -251,6 +272,7 @@ def cmd_camera_set(args: argparse.Namespace) -> int:
         touching=args.touching,
         sheet=args.sheet,
         squared=args.squared,
+        size=size,
     )
     if args.split == "val":
         source = train_val_split(load_dataset(args.dataset, "train"))[1]
