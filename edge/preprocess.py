@@ -197,6 +197,16 @@ def pixel_noise(image: np.ndarray, residual: np.ndarray | None = None) -> float:
     return max(1.0, 1.4826 * float(uint8_percentiles(residual, [50])[0]))
 
 
+def paper_level_step(ink: np.ndarray, below: int) -> float:
+    """The typical step between the grey levels the paper holds (those under `below`, the
+    Otsu level): 1 in a camera frame, the gain in an ink image stretched from few levels (a
+    tiny character on a large, even page), where noise finer than a step cannot be measured
+    and the median of the noise residual comes out as nothing."""
+    hist = cv2.calcHist([np.ascontiguousarray(ink)], [0], None, [256], [0, 256]).ravel()
+    levels = np.flatnonzero(hist[: max(below, 0)])
+    return max(1.0, float(np.median(np.diff(levels)))) if len(levels) > 1 else 1.0
+
+
 def local_noise_floor(
     ink: np.ndarray, mask: np.ndarray, residual: np.ndarray, floor: float, sigma: float
 ) -> np.ndarray:
@@ -258,7 +268,7 @@ def binarize(ink: np.ndarray, method: str = "otsu") -> np.ndarray:
     if method == "otsu":
         otsu, _ = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         residual = noise_residual(ink)
-        sigma = pixel_noise(ink, residual)
+        sigma = max(pixel_noise(ink, residual), paper_level_step(ink, int(otsu)))
         floor = noise_floor(ink, sigma)
         _, mask = cv2.threshold(ink, max(otsu, floor), 255, cv2.THRESH_BINARY)
         if min(ink.shape) >= MESH_MIN_SIDE:

@@ -12,6 +12,7 @@ from edge.camera import read_image
 from edge.preprocess import (
     MNIST_STROKE_RATIO,
     PreprocessSpec,
+    binarize,
     extract_character,
     fit_into_box,
     ink_intensity,
@@ -145,6 +146,19 @@ def test_the_noise_floor_follows_a_shadows_grainier_paper():
     floor, local = floors_of(np.clip(shadowed, 0, 255).astype(np.uint8))
     assert local[:, :120].min() > floor + 15  # well inside the shadow
     assert local[:, 200:].max() < floor  # the frame's figures are raised by the shadow
+
+
+def test_paper_stretched_from_few_grey_levels_is_not_ink():
+    """A tiny character on a large, even page: the ink image is stretched from the few grey
+    levels the paper holds, its noise comes in steps of the gain, and the median of the
+    noise residual is 0. Noise is at least one such step, so the paper stays paper."""
+    rng = np.random.default_rng(0)
+    raw = np.clip(np.round(rng.normal(2, 0.6, (480, 640))), 0, 255)
+    raw[230:250, 310:316] = 21  # a small stroke
+    stretched = np.clip(raw * 12, 0, 255).astype(np.uint8)  # gain 12, as ink_intensity does
+    mask = binarize(stretched)
+    assert (mask[230:250, 310:316] > 0).all()
+    assert cv2.countNonZero(mask) < 2 * 20 * 6
 
 
 def test_a_thin_stroke_under_a_hand_shadow_is_one_character(shared_data):
