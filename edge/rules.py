@@ -18,6 +18,8 @@ RULE_MIN_HEIGHTS = 1.5
 RULING_SPAN = 0.9
 RULING_ANGLE = 3.0
 RULING_APART = 0.1
+# A line of a ruling predicted from its spacing is looked for this near (px) where predicted.
+NEAR_PREDICTED = 6
 
 
 def _is_steep(segments: np.ndarray) -> np.ndarray:
@@ -110,44 +112,56 @@ def complete_ruling(mask: np.ndarray, segments: np.ndarray, gap: int) -> np.ndar
 
     Squared paper's lines are evenly spaced. A line cut short by a corner of the frame is
     shorter than a rule, and a faint one may not be found; either lies a whole number of
-    spacings from the lines across the frame that were. Where ink runs along such a line for
-    at least half of its stretch in the frame, it is a rule too (followed like the others).
+    spacings from the lines across the frame that were, leaning as its neighbours lean (in
+    perspective both change steadily across the frame). Where ink runs along such a line for
+    at least half of its stretch in the frame, it is a rule too (refitted to that ink and
+    followed like the others).
     """
     steep, spans = _is_steep(segments), _spans_frame(segments, mask.shape)
     added = []
     for upright in (False, True):
-        for offset, direction in _missing_lines(
-            segments[(steep == upright) & spans], upright, mask.shape
-        ):
-            line = _inked_line(mask, offset, direction, upright, gap)
+        family = segments[(steep == upright) & spans]
+        for offset, slope in _missing_lines(family, upright, mask.shape):
+            line = _inked_line(mask, offset, slope, upright, gap)
             if line is not None:
                 added.append(line)
     return np.vstack([segments, *added]) if added else segments
 
 
 def _inked_line(
-    mask: np.ndarray, offset: float, direction: np.ndarray, upright: bool, gap: int
+    mask: np.ndarray, offset: float, slope: float, upright: bool, gap: int
 ) -> np.ndarray | None:
-    """The followed run (x0, y0, x1, y1) of the line through `offset` on the frame's middle row
-    (upright) or column, along the unit `direction`, if ink lies within 3 px of it along at
-    least half of its stretch in the frame; else None."""
+    """The followed run (x0, y0, x1, y1) of the ink along a predicted line, or None when ink
+    lies along less than half of its stretch in the frame. The line crosses the frame's middle
+    row (upright) or column at `offset`, with x = offset + slope * (y - h / 2) (upright) or
+    y = offset + slope * (x - w / 2): it is looked for within NEAR_PREDICTED px, refitted to
+    the ink there, and checked again within 2 px of the refitted run."""
     h, w = mask.shape
-    centre = (offset, h / 2) if upright else (w / 2, offset)
-    far = 2.0 * (h + w)
-    ends = [
-        (round(centre[0] + t * direction[0]), round(centre[1] + t * direction[1]))
-        for t in (-far, far)
-    ]
-    inside, a, b = cv2.clipLine((0, 0, w, h), *ends)
+    if upright:
+        ends = [(offset + slope * (y - h / 2), y) for y in (-h, 2 * h)]
+    else:
+        ends = [(x, offset + slope * (x - w / 2)) for x in (-w, 2 * w)]
+    inside, a, b = cv2.clipLine((0, 0, w, h), *[(round(x), round(y)) for x, y in ends])
     chord = float(np.hypot(b[0] - a[0], b[1] - a[1]))
     if not inside or chord < 8:
         return None
     rule = np.array([a[0], a[1], b[0], b[1]], np.float64)
-    xs, ys = _ink_along(mask, rule)
-    across = (ys - a[1]) * direction[0] - (xs - a[0]) * direction[1]
-    along = (xs - a[0]) * direction[0] + (ys - a[1]) * direction[1]
-    covered = np.unique(np.round(along[np.abs(across) <= 3.0]))
-    return _follow((xs, ys), rule, gap) if len(covered) >= 0.5 * chord else None
+    points = _ink_along(mask, rule, margin=NEAR_PREDICTED)
+    if _coverage(points, rule, NEAR_PREDICTED) < 0.5 * chord:
+        return None
+    run = _follow(points, rule, gap)
+    return run if _coverage(points, run, 2.0) >= 0.5 * chord else None
+
+
+def _coverage(points: tuple[np.ndarray, np.ndarray], line: np.ndarray, within: float) -> int:
+    """How many whole pixels along `line` (x0, y0, x1, y1) have ink within `within` px of it."""
+    xs, ys = points
+    x0, y0, x1, y1 = (float(v) for v in line)
+    length = max(float(np.hypot(x1 - x0, y1 - y0)), 1e-9)
+    dx, dy = (x1 - x0) / length, (y1 - y0) / length
+    along = (xs - x0) * dx + (ys - y0) * dy
+    near = np.abs((ys - y0) * dx - (xs - x0) * dy) <= within
+    return len(np.unique(np.round(along[near & (along >= 0) & (along <= length)])))
 
 
 def _spans_frame(segments: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -158,47 +172,45 @@ def _spans_frame(segments: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _missing_lines(family: np.ndarray, upright: bool, shape: tuple[int, int]):
-    """(offset, unit direction) of the lines a family of parallel lines across the frame leaves
-    out at its spacing (the median gap between neighbours): between them and up to the frame's
-    edges. The offset is where a line crosses the frame's middle row (upright) or column."""
+    """(offset, slope) of the lines a family of parallel lines across the frame leaves out:
+    between them (gaps a whole number of the median spacing wide) and out to the frame's
+    edges (at the spacing of the two outermost lines on that side). The offset is where a
+    line crosses the frame's middle row (upright) or column; the slope is its lean (dx/dy
+    upright, dy/dx level), a straight function of the offset fitted to the lines found."""
     h, w = shape
     if len(family) < 2:
         return []
     dx, dy = family[:, 2] - family[:, 0], family[:, 3] - family[:, 1]
+    slopes = dx / dy if upright else dy / dx
     if upright:
-        offsets = family[:, 0] + (h / 2 - family[:, 1]) * dx / dy
+        offsets = family[:, 0] + (h / 2 - family[:, 1]) * slopes
     else:
-        offsets = family[:, 1] + (w / 2 - family[:, 0]) * dy / dx
-    norms = np.hypot(dx, dy)
-    directions = (
-        np.stack([dx / norms, dy / norms], axis=1) * np.sign(dy if upright else dx)[:, None]
-    )
+        offsets = family[:, 1] + (w / 2 - family[:, 0]) * slopes
     order = np.argsort(offsets)
-    lines = []  # (offset, direction), one per line (near-identical offsets are one line)
-    for k in order:
-        if not lines or offsets[k] - lines[-1][0] > 3.0:
-            lines.append((float(offsets[k]), directions[k]))
+    keep = [order[0]]  # one per line: near-identical offsets are one line
+    for k in order[1:]:
+        if offsets[k] - offsets[keep[-1]] > 3.0:
+            keep.append(k)
+    lines = offsets[keep]
     if len(lines) < 2:
         return []
-    spacing = float(np.median(np.diff([o for o, _ in lines])))
+    gaps = np.diff(lines)
+    spacing = float(np.median(gaps))
     if spacing < 8:
         return []
+    lean = np.polyfit(lines, slopes[keep], 1 if len(lines) >= 3 else 0)
     missing = []
-    for (a, da), (b, _) in zip(lines, lines[1:], strict=False):
+    for a, b in zip(lines, lines[1:], strict=False):
         parts = round((b - a) / spacing)
-        missing += [(a + k * (b - a) / parts, da) for k in range(1, parts)]
+        missing += [a + k * (b - a) / parts for k in range(1, parts)]
     extent = w if upright else h
-    first, d_first = lines[0]
-    last, d_last = lines[-1]
-    k = 1
-    while first - k * spacing > -spacing:
-        missing.append((first - k * spacing, d_first))
-        k += 1
-    k = 1
-    while last + k * spacing < extent + spacing:
-        missing.append((last + k * spacing, d_last))
-        k += 1
-    return missing
+    for edge, step in ((lines[0], -gaps[0]), (lines[-1], gaps[-1])):
+        step = step if abs(step) < 1.5 * spacing else np.sign(step) * spacing
+        k = 1
+        while -spacing < edge + k * step < extent + spacing:
+            missing.append(edge + k * step)
+            k += 1
+    return [(float(o), float(np.polyval(lean, o))) for o in missing]
 
 
 def erase_rules(mask: np.ndarray, segments: np.ndarray, length: float) -> np.ndarray:

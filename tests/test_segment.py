@@ -251,6 +251,26 @@ def test_squared_papers_lines_cut_short_by_the_frame_are_found_by_their_spacing(
     assert (cleaned[200:260, 190:196] > 0).all()
 
 
+def test_squared_paper_in_perspective_is_completed_at_its_local_spacing():
+    """Seen at an angle, squared paper's spacing and lean change across the frame: a line cut
+    short by the frame's edge is looked for at the spacing and lean of its neighbours."""
+    mask = np.zeros((480, 640), np.uint8)
+    mid, lines = -5.0, []  # each line's x on the middle row, and its lean (dx/dy)
+    for k in range(14):
+        lines.append((mid, 0.08 + 0.003 * k))
+        mid += 46 + 3 * k  # the spacing grows rightwards
+    for mid, lean in lines:
+        top, bottom = round(mid - lean * 240), round(mid + lean * 239)
+        cv2.line(mask, (top, 0), (bottom, 479), 255, 1)
+    cleaned = remove_rules(mask, char_height=60)
+    mid, lean = lines[0]  # in the frame below y = 302 only: 177 px, shorter than a rule
+    band = cv2.line(
+        np.zeros_like(mask), (round(mid - lean * 240), 0), (round(mid + lean * 239), 479), 255, 5
+    )
+    assert cv2.countNonZero(cv2.bitwise_and(mask, band)) > 150
+    assert cv2.countNonZero(cv2.bitwise_and(cleaned, band)) == 0
+
+
 def test_remove_rules_without_rules_returns_none():
     mask = np.zeros((200, 300), np.uint8)
     mask[40:140, 150:154] = 255
