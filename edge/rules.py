@@ -20,6 +20,11 @@ RULING_ANGLE = 3.0
 RULING_APART = 0.1
 # A line of a ruling predicted from its spacing is looked for this near (px) where predicted.
 NEAR_PREDICTED = 6
+# The Hough search looks for rules in the rule candidates shrunk this many times (see
+# `coarse_segments`); every rule found is then refitted to the full-resolution ink.
+HOUGH_SHRINK = 2
+# A rule's line is centred on its ink (see `_centred`) from about this many columns (or rows).
+CENTRING_SAMPLES = 64
 
 
 def _is_steep(segments: np.ndarray) -> np.ndarray:
@@ -91,20 +96,45 @@ def find_rules(
     candidates = rule_candidates(mask, length, gap)
     if candidates is None:
         return None
-    if widen:
-        candidates = cv2.dilate(candidates, np.ones((3, 3), np.uint8))
+    segments = coarse_segments(candidates, length, gap, widen)
+    if segments is None:
+        return None
+    segments = follow_rules(mask, segments, gap)
+    return (complete_ruling(mask, segments, gap) if widen else segments), length
+
+
+def coarse_segments(
+    candidates: np.ndarray, length: float, gap: int, widen: bool = False
+) -> np.ndarray | None:
+    """Straight segments at least `length` long, breaks up to `gap` (probabilistic Hough, 0.5
+    degree steps), as float x0, y0, x1, y1 rows in the mask's pixels, or None.
+
+    The search votes every ink pixel at every angle, so its cost grows with the ink. It runs
+    on the candidates shrunk HOUGH_SHRINK times, a pixel of it ink where any pixel within one
+    of those it covers is: a rule keeps its length in the shrunk frame's terms and loses most
+    of its pixels, and a line one pixel wide comes out two wide, so the search's walk, one
+    pixel wide, does not drift off a faint rule in dashes. The segments found are only where
+    to look; `follow_rules` refits each to the full mask.
+    """
+    k = HOUGH_SHRINK if length / HOUGH_SHRINK >= 16 else 1
+    small = candidates
+    if widen or k > 1:
+        small = cv2.dilate(candidates, np.ones((3, 3), np.uint8))
+    if k > 1:
+        size = (candidates.shape[1] // k, candidates.shape[0] // k)
+        small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
+        small = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY)[1]
     segments = cv2.HoughLinesP(
-        candidates,
+        small,
         1,
         np.pi / 360,
-        threshold=int(length * 0.5),
-        minLineLength=int(length),
-        maxLineGap=gap,
+        threshold=int(length / k * 0.5),
+        minLineLength=int(length / k),
+        maxLineGap=max(1, gap // k),
     )
     if segments is None:
         return None
-    segments = follow_rules(mask, segments.reshape(-1, 4), gap)
-    return (complete_ruling(mask, segments, gap) if widen else segments), length
+    return segments.reshape(-1, 4).astype(np.float64) * k + (k - 1) / 2
 
 
 def complete_ruling(mask: np.ndarray, segments: np.ndarray, gap: int) -> np.ndarray:
@@ -225,7 +255,7 @@ def erase_rules(mask: np.ndarray, segments: np.ndarray, length: float) -> np.nda
     steep = _is_steep(segments)
     upright = steep if is_squared(segments, mask.shape) else np.zeros_like(steep)
     bands = [_drawn(mask.shape, segments[~upright]), _drawn(mask.shape, segments[upright])]
-    thickness = _rule_thickness(mask, cv2.bitwise_or(*bands))
+    thickness = rule_thickness(mask, segments)
     pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thickness, thickness))
     bands = [cv2.dilate(band, pen) for band in bands]
     kept = cv2.bitwise_and(mask, cv2.bitwise_not(cv2.bitwise_or(*bands)))
@@ -254,10 +284,12 @@ def follow_rules(mask: np.ndarray, rules: np.ndarray, gap: int) -> np.ndarray:
 
     HoughLinesP walks a rule one pixel wide at its quantised angle; on a faint, dashed rule a
     pixel of drift ends the walk, and the rest of the rule is shorter than a rule, so it was
-    kept and joined the characters it touches. Here the ink within a few pixels of each
-    segment's line, across the whole frame, is fitted with a straight line (twice, the second
-    time on the ink within 1.5 px of the first fit), and the segment becomes the run of that
-    ink, breaks no longer than `gap`, that holds it.
+    kept and joined the characters it touches. Here each segment is first moved onto the
+    middle of its rule's ink (see `_centred`: a segment from the shrunk search, or one through
+    the edge of a thick rule, is a pixel or two off it); then the ink within a few pixels of
+    its line, across the whole frame, is fitted with a straight line (twice, the second time
+    on the ink within 1.5 px of the first fit), and the segment becomes the run of that ink,
+    breaks no longer than `gap`, that holds it.
 
     Args:
         mask: uint8 0/255 ink mask.
@@ -267,7 +299,61 @@ def follow_rules(mask: np.ndarray, rules: np.ndarray, gap: int) -> np.ndarray:
     Returns:
         (N, 4) float segments.
     """
-    return np.array([_follow(_ink_along(mask, rule), rule, gap) for rule in rules]).reshape(-1, 4)
+    centred = [_centred(mask, rule) for rule in rules]
+    return np.array([_follow(_ink_along(mask, rule), rule, gap) for rule in centred]).reshape(-1, 4)
+
+
+def _centred(mask: np.ndarray, rule: np.ndarray, reach: int = 10) -> np.ndarray:
+    """The rule's segment moved onto the middle of its ink.
+
+    Down the columns the segment crosses (rows, for a steep one; CENTRING_SAMPLES of them)
+    the run of ink it passes through, within `reach` px, has a middle; a straight line is
+    fitted to the middles (twice). Runs that fill the reach, or are over twice the median run, are strokes crossing
+    the rule and do not count. A window fitted to a rule thicker than the window holds still
+    wherever it starts inside the rule; the middles of its runs do not depend on the start.
+    """
+    x0, y0, x1, y1 = (float(v) for v in rule)
+    steep = abs(y1 - y0) > abs(x1 - x0)
+    image = mask.T if steep else mask
+    if steep:
+        x0, y0, x1, y1 = y0, x0, y1, x1
+    if x1 < x0:
+        x0, y0, x1, y1 = x1, y1, x0, y0
+    h, w = image.shape
+    first, last = max(0, int(np.ceil(x0))), min(w, int(np.floor(x1)) + 1)
+    cols = np.arange(first, last, max(1, (last - first) // CENTRING_SAMPLES))
+    if len(cols) < 8:
+        return np.asarray(rule, dtype=np.float64)
+    offsets = np.arange(-reach, reach + 1)
+    for _ in range(2):
+        rows = np.rint(y0 + (y1 - y0) / (x1 - x0) * (cols - x0)).astype(np.int64)
+        grid = rows[:, None] + offsets
+        window = (image[np.clip(grid, 0, h - 1), cols[:, None]] > 0) & (grid >= 0) & (grid < h)
+        middle = _run_middles(window, reach)
+        keep = np.isfinite(middle)
+        if np.count_nonzero(keep) < 8:
+            break
+        slope, intercept = np.polyfit(cols[keep], rows[keep] + middle[keep], 1)
+        y0, y1 = intercept + slope * x0, intercept + slope * x1
+    return np.array([y0, x0, y1, x1] if steep else [x0, y0, x1, y1])
+
+
+def _run_middles(window: np.ndarray, reach: int) -> np.ndarray:
+    """Per row of `window` (ink across a rule, its line at index `reach`), the offset of the
+    middle of the run of ink the line passes through (or touches, 1 px off); NaN where there is
+    none, where the run reaches the window's edge, or is over twice the median run."""
+    starts = window & ~np.pad(window, ((0, 0), (1, 0)))[:, :-1]
+    run_id = np.cumsum(starts, axis=1)
+    at = np.where(window[:, reach], reach, np.where(window[:, reach - 1], reach - 1, reach + 1))
+    hit = window[np.arange(len(window)), at]
+    run = window & (run_id == run_id[np.arange(len(window)), at][:, None])
+    first = np.argmax(run, axis=1)
+    last = run.shape[1] - 1 - np.argmax(run[:, ::-1], axis=1)
+    length = last - first + 1
+    ok = hit & (first > 0) & (last < run.shape[1] - 1)
+    if ok.any():
+        ok &= length <= 2 * np.median(length[ok])
+    return np.where(ok, (first + last) / 2.0 - reach, np.nan)
 
 
 def _ink_along(
@@ -295,17 +381,17 @@ def _ink_along(
 def _follow(points: tuple[np.ndarray, np.ndarray], rule: np.ndarray, gap: int) -> np.ndarray:
     """One rule's run (see follow_rules): refit its line to the ink near it, then take the
     run of that ink, breaks up to `gap`, that overlaps the Hough segment."""
-    xs, ys = points
+    all_xs, all_ys = points
     x0, y0, x1, y1 = (float(v) for v in rule)
     length = max(float(np.hypot(x1 - x0, y1 - y0)), 1e-9)
     dx, dy = (x1 - x0) / length, (y1 - y0) / length
-    for tolerance in (3.0, 1.5):
-        along = (xs - x0) * dx + (ys - y0) * dy
-        across = (ys - y0) * dx - (xs - x0) * dy
+    for tolerance in (3.0, 1.5):  # each fit from all the ink near the line before it
+        along = (all_xs - x0) * dx + (all_ys - y0) * dy
+        across = (all_ys - y0) * dx - (all_xs - x0) * dy
         near = np.abs(across) <= tolerance
         if np.count_nonzero(near) < 2:
             return np.asarray(rule, dtype=np.float64)
-        xs, ys, along, across = xs[near], ys[near], along[near], across[near]
+        xs, ys, along, across = all_xs[near], all_ys[near], along[near], across[near]
         mean_along, mean_across = float(along.mean()), float(across.mean())
         centred = along - mean_along
         spread = float(centred @ centred)
@@ -358,9 +444,23 @@ def rule_candidates(mask: np.ndarray, length: float, gap: int) -> np.ndarray | N
     return cv2.bitwise_and(mask, region)
 
 
-def _rule_thickness(mask: np.ndarray, lines: np.ndarray) -> int:
-    """Odd kernel size that covers the rules drawn (1 px) in `lines`: ink near them per length."""
-    near = cv2.dilate(lines, np.ones((9, 9), np.uint8))
+def rule_thickness(mask: np.ndarray, segments: np.ndarray) -> int:
+    """Odd kernel size that covers the rules (followed segments): the ink near them per pixel
+    of their length. One rule is often found as several segments a pixel or two apart; they
+    are counted once (the length is the number of rows, or columns, the rules cross; lines
+    under 5 px apart are one)."""
+    steep = _is_steep(segments)
+    level, upright = _drawn(mask.shape, segments[~steep]), _drawn(mask.shape, segments[steep])
+    near = cv2.dilate(cv2.bitwise_or(level, upright), np.ones((9, 9), np.uint8))
     ink = cv2.countNonZero(cv2.bitwise_and(mask, near))
-    per_length = ink / max(1, cv2.countNonZero(lines))
+    length = _runs_down(cv2.dilate(level, np.ones((5, 1), np.uint8))) + _runs_down(
+        cv2.dilate(upright, np.ones((1, 5), np.uint8)).T
+    )
+    per_length = ink / max(1, length)
     return int(2 * round(min(per_length, 8.0) / 2) + 3)
+
+
+def _runs_down(image: np.ndarray) -> int:
+    """How many runs of non-zero pixels the columns of an image hold, all columns together."""
+    on = image > 0
+    return int(np.count_nonzero(on[0]) + np.count_nonzero(on[1:] & ~on[:-1]))

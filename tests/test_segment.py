@@ -8,7 +8,7 @@ import numpy as np
 from edge.interpreter import Classifier
 from edge.pipeline import read_frame
 from edge.preprocess import extract_character
-from edge.rules import is_ruling, remove_rules
+from edge.rules import coarse_segments, follow_rules, is_ruling, remove_rules, rule_thickness
 from edge.segment import (
     Box,
     attach_fragments,
@@ -161,6 +161,48 @@ def test_a_faint_dashed_rule_is_removed_along_its_whole_length():
     cleaned = remove_rules(mask, char_height=45)
     assert cv2.countNonZero(cleaned[:, :380]) == 0 and cv2.countNonZero(cleaned[:, 420:]) == 0
     assert cleaned[215:218, 395:405].any() and cleaned[235, 384:390].any()  # the 0 stays
+
+
+def _thick_tilted_rule() -> np.ndarray:
+    """A 640x480 mask with one rule 7 px thick, its middle from (0, 106) to (639, 143)."""
+    mask = np.zeros((480, 640), np.uint8)
+    cv2.line(mask, (0, 106), (639, 143), 255, 7)
+    return mask
+
+
+def test_a_thick_rule_is_followed_along_its_middle_wherever_its_segment_starts():
+    """A segment 2 px off the middle of a rule thicker than the fitting window, at one end
+    (as a coarse search gives it): the fit used to keep the ink the first window held and
+    settle 1.7 px off, leaving a sliver of the rule beside its band."""
+    mask = _thick_tilted_rule()
+    for start in (np.array([0.5, 108.5, 638.5, 142.5]), np.array([0.0, 104.0, 639.0, 143.0])):
+        ((x0, y0, x1, y1),) = follow_rules(mask, start[None], gap=10)
+        slope = (y1 - y0) / (x1 - x0)
+        assert abs(y0 - slope * x0 - 106) < 0.5 and abs(y0 + slope * (639 - x0) - 143) < 0.5
+
+
+def test_a_rule_found_as_several_segments_is_as_thick_as_found_once():
+    """Near-identical segments through one rule are one rule's length: counted each, they
+    made the rule look thinner and its band left its edges behind."""
+    mask = _thick_tilted_rule()
+    once = np.array([[0.0, 106.0, 639.0, 143.0]])
+    twice = np.vstack([once, once + [0.0, 1.0, 0.0, 1.0], once - [0.0, 1.0, 0.0, 1.0]])
+    assert rule_thickness(mask, twice) == rule_thickness(mask, once) >= 7
+    cleaned = remove_rules(mask, char_height=45)
+    assert cleaned is not None and cv2.countNonZero(cleaned) == 0
+
+
+def test_the_coarse_search_gives_segments_in_the_masks_pixels():
+    """The Hough search runs on the candidates shrunk (a 640x480 frame: by half); its segments
+    come back in the full mask's coordinates, in the rule's ink (3.5 px either side of its
+    middle), give or take the pixel it is widened by and a shrunk pixel (2 px)."""
+    mask = _thick_tilted_rule()
+    segments = coarse_segments(mask, length=288, gap=10)
+    assert segments is not None
+    for x0, y0, x1, y1 in segments:
+        for x, y in ((x0, y0), (x1, y1)):
+            assert abs(y - (106 + 37 / 639 * x)) < 7
+        assert abs(x1 - x0) > 288
 
 
 def test_ink_cut_by_the_frame_edge_is_not_joined_to_a_character():
