@@ -23,8 +23,10 @@ NEAR_PREDICTED = 6
 # The Hough search looks for rules in the rule candidates shrunk this many times (see
 # `coarse_segments`); every rule found is then refitted to the full-resolution ink.
 HOUGH_SHRINK = 2
-# A rule's line is centred on its ink (see `_centred`) from about this many columns (or rows).
+# A rule's line is centred on its ink (see `_centred`) from this many columns (or rows), on
+# the run of ink within this many px of the line.
 CENTRING_SAMPLES = 64
+CENTRING_REACH = 10
 
 
 def _is_steep(segments: np.ndarray) -> np.ndarray:
@@ -299,61 +301,93 @@ def follow_rules(mask: np.ndarray, rules: np.ndarray, gap: int) -> np.ndarray:
     Returns:
         (N, 4) float segments.
     """
-    centred = [_centred(mask, rule) for rule in rules]
+    centred = _centred(mask, np.asarray(rules, dtype=np.float64).reshape(-1, 4))
     return np.array([_follow(_ink_along(mask, rule), rule, gap) for rule in centred]).reshape(-1, 4)
 
 
-def _centred(mask: np.ndarray, rule: np.ndarray, reach: int = 10) -> np.ndarray:
-    """The rule's segment moved onto the middle of its ink.
+def _centred(mask: np.ndarray, rules: np.ndarray) -> np.ndarray:
+    """The rules' segments (x0, y0, x1, y1 rows) moved onto the middle of their ink.
 
-    Down the columns the segment crosses (rows, for a steep one; CENTRING_SAMPLES of them)
-    the run of ink it passes through, within `reach` px, has a middle; a straight line is
-    fitted to the middles (twice). Runs that fill the reach, or are over twice the median run, are strokes crossing
-    the rule and do not count. A window fitted to a rule thicker than the window holds still
-    wherever it starts inside the rule; the middles of its runs do not depend on the start.
+    Down CENTRING_SAMPLES columns each segment crosses (rows, for a steep one) the run of
+    ink it passes through, within CENTRING_REACH px, has a middle; a straight line is fitted
+    to the middles (twice). Runs that fill the reach, or are over twice the segment's median
+    run, are strokes crossing the rule and do not count. A window fitted to a rule thicker
+    than the window holds still wherever it starts inside the rule; the middles of its runs
+    do not depend on the start. Each segment comes back with its ends in reading order along
+    its main axis.
     """
-    x0, y0, x1, y1 = (float(v) for v in rule)
-    steep = abs(y1 - y0) > abs(x1 - x0)
-    image = mask.T if steep else mask
-    if steep:
-        x0, y0, x1, y1 = y0, x0, y1, x1
-    if x1 < x0:
-        x0, y0, x1, y1 = x1, y1, x0, y0
+    out = rules.copy()
+    steep = _is_steep(rules)
+    for upright, image, axes in ((False, mask, [0, 1, 2, 3]), (True, mask.T, [1, 0, 3, 2])):
+        family = np.flatnonzero(steep == upright)
+        if len(family):
+            out[np.ix_(family, axes)] = _centre_level(image, rules[np.ix_(family, axes)])
+    return out
+
+
+def _centre_level(image: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """`_centred` for segments nearer level than upright, all at once."""
+    flip = segments[:, 2] < segments[:, 0]
+    segments = np.where(flip[:, None], segments[:, [2, 3, 0, 1]], segments)
+    x0, y0, x1, y1 = segments.T
     h, w = image.shape
-    first, last = max(0, int(np.ceil(x0))), min(w, int(np.floor(x1)) + 1)
-    cols = np.arange(first, last, max(1, (last - first) // CENTRING_SAMPLES))
-    if len(cols) < 8:
-        return np.asarray(rule, dtype=np.float64)
-    offsets = np.arange(-reach, reach + 1)
+    first = np.clip(np.ceil(x0), 0, w - 1)
+    last = np.clip(np.floor(x1), 0, w - 1)
+    usable = last - first >= 8
+    cols = np.rint(first[:, None] + (last - first)[:, None] * np.linspace(0, 1, CENTRING_SAMPLES))
+    cols = cols.astype(np.int64)
+    offsets = np.arange(-CENTRING_REACH, CENTRING_REACH + 1)
+    slope = (y1 - y0) / np.where(x1 > x0, x1 - x0, 1.0)
+    intercept = y0 - slope * x0
     for _ in range(2):
-        rows = np.rint(y0 + (y1 - y0) / (x1 - x0) * (cols - x0)).astype(np.int64)
-        grid = rows[:, None] + offsets
-        window = (image[np.clip(grid, 0, h - 1), cols[:, None]] > 0) & (grid >= 0) & (grid < h)
-        middle = _run_middles(window, reach)
+        rows = np.rint(intercept[:, None] + slope[:, None] * cols).astype(np.int64)
+        grid = rows[..., None] + offsets
+        inside = (grid >= 0) & (grid < h)
+        window = (image[np.clip(grid, 0, h - 1), cols[..., None]] > 0) & inside
+        middle = rows + _run_middles(window)
         keep = np.isfinite(middle)
-        if np.count_nonzero(keep) < 8:
-            break
-        slope, intercept = np.polyfit(cols[keep], rows[keep] + middle[keep], 1)
-        y0, y1 = intercept + slope * x0, intercept + slope * x1
-    return np.array([y0, x0, y1, x1] if steep else [x0, y0, x1, y1])
+        n = keep.sum(axis=1)
+        xs, ys = np.where(keep, cols, 0.0), np.where(keep, middle, 0.0)
+        sx, sy = xs.sum(axis=1), ys.sum(axis=1)
+        sxx, sxy = (xs * xs).sum(axis=1), (xs * ys).sum(axis=1)
+        spread = n * sxx - sx * sx
+        fitted = usable & (n >= 8) & (spread > 0)
+        safe = np.where(fitted, spread, 1.0)
+        new_slope = (n * sxy - sx * sy) / safe
+        new_intercept = (sy - new_slope * sx) / np.maximum(n, 1)
+        slope = np.where(fitted, new_slope, slope)
+        intercept = np.where(fitted, new_intercept, intercept)
+    return np.stack([x0, intercept + slope * x0, x1, intercept + slope * x1], axis=1)
 
 
-def _run_middles(window: np.ndarray, reach: int) -> np.ndarray:
-    """Per row of `window` (ink across a rule, its line at index `reach`), the offset of the
-    middle of the run of ink the line passes through (or touches, 1 px off); NaN where there is
-    none, where the run reaches the window's edge, or is over twice the median run."""
-    starts = window & ~np.pad(window, ((0, 0), (1, 0)))[:, :-1]
-    run_id = np.cumsum(starts, axis=1)
-    at = np.where(window[:, reach], reach, np.where(window[:, reach - 1], reach - 1, reach + 1))
-    hit = window[np.arange(len(window)), at]
-    run = window & (run_id == run_id[np.arange(len(window)), at][:, None])
-    first = np.argmax(run, axis=1)
-    last = run.shape[1] - 1 - np.argmax(run[:, ::-1], axis=1)
-    length = last - first + 1
-    ok = hit & (first > 0) & (last < run.shape[1] - 1)
-    if ok.any():
-        ok &= length <= 2 * np.median(length[ok])
+def _run_middles(window: np.ndarray) -> np.ndarray:
+    """For windows (segments x samples x 2 * CENTRING_REACH + 1) of ink across rules, their
+    lines at the middle index: the offset of the middle of the run of ink the line passes
+    through (or touches, 1 px off); NaN where there is none, where the run reaches the
+    window's edge, or where it is over twice its segment's median run."""
+    reach = CENTRING_REACH
+    starts = window & ~np.pad(window, ((0, 0), (0, 0), (1, 0)))[..., :-1]
+    run_id = np.cumsum(starts, axis=-1)
+    at = np.where(window[..., reach], reach, np.where(window[..., reach - 1], reach - 1, reach + 1))
+    hit = np.take_along_axis(window, at[..., None], axis=-1)[..., 0]
+    own = np.take_along_axis(run_id, at[..., None], axis=-1)
+    run = window & (run_id == own)
+    first = np.argmax(run, axis=-1)
+    last = run.shape[-1] - 1 - np.argmax(run[..., ::-1], axis=-1)
+    length = (last - first + 1).astype(np.float64)
+    ok = hit & (first > 0) & (last < run.shape[-1] - 1)
+    ok &= length <= 2 * _row_medians(np.where(ok, length, np.inf), ok.sum(axis=-1))[:, None]
     return np.where(ok, (first + last) / 2.0 - reach, np.nan)
+
+
+def _row_medians(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The median of the first `counts[i]` smallest values of each row (the others are inf);
+    inf where a row has none."""
+    ordered = np.sort(values, axis=-1)
+    rows = np.arange(len(values))
+    low = ordered[rows, np.maximum(counts - 1, 0) // 2]
+    high = ordered[rows, np.maximum(counts, 1) // 2]
+    return np.where(counts > 0, (low + high) / 2.0, np.inf)
 
 
 def _ink_along(
