@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from edge.allocator import keep_freed_memory
 from edge.bench_command import cmd_bench
 from edge.commands import EVAL_FILE, check_output, cmd_classify, cmd_info
 from edge.doctor import camera_option, cmd_doctor
@@ -307,6 +308,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     """Run the `edge` command line; return the exit code (0 ok, 1 gate failed, 2 bad input)."""
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # frames reuse the memory the last one freed (see edge.allocator)
     try:
         check_output(getattr(args, "json", None))
         check_output(getattr(args, "csv", None))
