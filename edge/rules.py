@@ -102,7 +102,25 @@ def find_rules(
     if segments is None:
         return None
     segments = follow_rules(mask, segments, gap)
+    segments = segments[_inked_enough(mask, segments, length)]
+    if not len(segments):
+        return None
     return (complete_ruling(mask, segments, gap) if widen else segments), length
+
+
+def _inked_enough(mask: np.ndarray, segments: np.ndarray, length: float) -> np.ndarray:
+    """Which rules (followed segments) to keep: all those of a ruling (see `is_ruling`, level
+    and steep families apart), and a lone one only where ink runs along at least `length` of
+    its line. The search bridges breaks of half a character, so a character's upright stroke
+    and the break down to a rule below it could pass for a rule; its ink is one stroke long."""
+    keep = np.ones(len(segments), dtype=bool)
+    steep = _is_steep(segments)
+    for family in (steep, ~steep):
+        if family.any() and not is_ruling(segments[family], mask.shape):
+            keep[family] = [
+                _coverage(_ink_along(mask, rule), rule, 2.0) >= length for rule in segments[family]
+            ]
+    return keep
 
 
 def coarse_segments(

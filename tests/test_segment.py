@@ -205,6 +205,20 @@ def test_the_coarse_search_gives_segments_in_the_masks_pixels():
         assert abs(x1 - x0) > 288
 
 
+def test_an_upright_stroke_above_a_rule_is_not_taken_for_a_rule():
+    """The search bridges breaks of half a character: a 4's upright stroke and the break down
+    to the rule below it together were as long as a rule, and the stroke was erased."""
+    mask = np.zeros((480, 640), np.uint8)
+    cv2.line(mask, (0, 100), (639, 110), 255, 4)
+    cv2.line(mask, (0, 420), (639, 430), 255, 4)
+    cv2.rectangle(mask, (330, 120), (340, 345), 255, -1)  # the stroke, 75 px above the rule
+    cv2.rectangle(mask, (260, 250), (345, 262), 255, -1)  # the 4's bar
+    cleaned = remove_rules(mask, char_height=150)
+    assert cleaned is not None
+    assert cv2.countNonZero(cleaned[120:346, 330:341]) == 226 * 11  # the stroke is whole
+    assert cv2.countNonZero(cleaned[:, :200]) == 0  # the rules are gone
+
+
 def test_ink_cut_by_the_frame_edge_is_not_joined_to_a_character():
     """A thick rule running out of the frame's bottom edge leaves a wedge under a character
     (within half its height, in its columns): joined, it carried the character to the edge."""
