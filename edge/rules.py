@@ -319,8 +319,32 @@ def follow_rules(mask: np.ndarray, rules: np.ndarray, gap: int) -> np.ndarray:
     Returns:
         (N, 4) float segments.
     """
-    centred = _centred(mask, np.asarray(rules, dtype=np.float64).reshape(-1, 4))
+    centred = _one_per_line(_centred(mask, np.asarray(rules, dtype=np.float64).reshape(-1, 4)))
     return np.array([_follow(_ink_along(mask, rule), rule, gap) for rule in centred]).reshape(-1, 4)
+
+
+def _one_per_line(segments: np.ndarray) -> np.ndarray:
+    """Segments (centred, x0 <= x1 along their main axis) on one line, within a pixel where
+    they cross the frame's first and last column (row, for steep ones), made one: the first
+    one's line over all their stretches. The Hough search finds a rule as several segments,
+    and once centred they lie on one line: following each again is wasted work."""
+    steep = _is_steep(segments)
+    axes = np.where(steep[:, None], [1, 0, 3, 2], [0, 1, 2, 3])
+    flat = np.take_along_axis(segments, axes, axis=1)  # as if level: u0, v0, u1, v1
+    slope = (flat[:, 3] - flat[:, 1]) / np.maximum(flat[:, 2] - flat[:, 0], 1e-9)
+    start = flat[:, 1] - slope * flat[:, 0]
+    ends = np.stack([start, start + slope * 1000.0], axis=1)  # the line at u = 0 and u = 1000
+    kept: list[int] = []
+    for i in range(len(segments)):
+        same = [k for k in kept if steep[k] == steep[i] and np.abs(ends[k] - ends[i]).max() <= 1.0]
+        if not same:
+            kept.append(i)
+            continue
+        k = same[0]
+        u0, u1 = min(flat[k, 0], flat[i, 0]), max(flat[k, 2], flat[i, 2])
+        flat[k] = [u0, start[k] + slope[k] * u0, u1, start[k] + slope[k] * u1]
+    merged = np.take_along_axis(flat, axes, axis=1)  # back to x0, y0, x1, y1
+    return merged[kept]
 
 
 def _centred(mask: np.ndarray, rules: np.ndarray) -> np.ndarray:

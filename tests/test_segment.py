@@ -192,6 +192,15 @@ def test_a_rule_found_as_several_segments_is_as_thick_as_found_once():
     assert cleaned is not None and cv2.countNonZero(cleaned) == 0
 
 
+def test_a_rule_found_as_several_segments_is_followed_once():
+    """Once centred, the segments the search finds through one rule lie on one line: they are
+    followed once, over all their stretches."""
+    mask = _thick_tilted_rule()
+    fan = np.array([[0.0, 104.0, 400.0, 129.0], [100.0, 110.0, 639.0, 145.0], [0.0, 106, 639, 143]])
+    ((x0, y0, x1, y1),) = follow_rules(mask, fan, gap=10)
+    assert x0 < 1 and x1 > 638 and abs(y0 - 106) < 0.5 and abs(y1 - 143) < 0.5
+
+
 def test_the_coarse_search_gives_segments_in_the_masks_pixels():
     """The Hough search runs on the candidates shrunk (a 640x480 frame: by half); its segments
     come back in the full mask's coordinates, in the rule's ink (3.5 px either side of its
