@@ -319,11 +319,12 @@ def follow_rules(mask: np.ndarray, rules: np.ndarray, gap: int) -> np.ndarray:
     Returns:
         (N, 4) float segments.
     """
-    centred = _one_per_line(_centred(mask, np.asarray(rules, dtype=np.float64).reshape(-1, 4)))
+    centred = _centred(mask, np.asarray(rules, dtype=np.float64).reshape(-1, 4))
+    centred = _one_per_line(centred, mask.shape)
     return np.array([_follow(_ink_along(mask, rule), rule, gap) for rule in centred]).reshape(-1, 4)
 
 
-def _one_per_line(segments: np.ndarray) -> np.ndarray:
+def _one_per_line(segments: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Segments (centred, x0 <= x1 along their main axis) on one line, within a pixel where
     they cross the frame's first and last column (row, for steep ones), made one: the first
     one's line over all their stretches. The Hough search finds a rule as several segments,
@@ -333,7 +334,8 @@ def _one_per_line(segments: np.ndarray) -> np.ndarray:
     flat = np.take_along_axis(segments, axes, axis=1)  # as if level: u0, v0, u1, v1
     slope = (flat[:, 3] - flat[:, 1]) / np.maximum(flat[:, 2] - flat[:, 0], 1e-9)
     start = flat[:, 1] - slope * flat[:, 0]
-    ends = np.stack([start, start + slope * 1000.0], axis=1)  # the line at u = 0 and u = 1000
+    last = np.where(steep, shape[0], shape[1]) - 1.0
+    ends = np.stack([start, start + slope * last], axis=1)  # at the first and last column
     kept: list[int] = []
     for i in range(len(segments)):
         same = [k for k in kept if steep[k] == steep[i] and np.abs(ends[k] - ends[i]).max() <= 1.0]
