@@ -238,11 +238,16 @@ def ink_weighted_median_height(
     groups: list[tuple[Box, list[int]]], ink: np.ndarray, kept: list[int]
 ) -> float:
     """Typical character height: the median of group heights weighted by their ink, so many
-    small specks of paper texture do not pull it down."""
+    small specks of paper texture do not pull it down. Groups under MIN_CHARACTER_HEIGHT are
+    no character at any scale and count only when there is nothing else: around a small
+    character, hundreds of specks of noise outweigh its ink."""
     heights = np.array([box.h for box, _ in groups], dtype=np.float64)
     weights = np.array(
         [sum(ink[kept[m] + 1] for m in members) for _, members in groups], dtype=np.float64
     )
+    tall = heights >= MIN_CHARACTER_HEIGHT
+    if tall.any():
+        heights, weights = heights[tall], weights[tall]
     return weighted_median(heights, weights)
 
 
@@ -279,8 +284,10 @@ def attach_fragments(groups: list[tuple[Box, list[int]]]) -> list[tuple[Box, lis
 
 
 def is_character(box: Box, median_height: float, frame_shape: tuple[int, int]) -> bool:
-    """Reject specks, long strokes and blobs cut by the frame edge."""
-    if box.h < MIN_HEIGHT_FRACTION * median_height or box.w > MAX_BLOB_ASPECT * box.h:
+    """Reject specks (under MIN_CHARACTER_HEIGHT, or a fraction of the characters' height),
+    long strokes and blobs cut by the frame edge."""
+    too_short = max(MIN_CHARACTER_HEIGHT, MIN_HEIGHT_FRACTION * median_height)
+    if box.h < too_short or box.w > MAX_BLOB_ASPECT * box.h:
         return False
     return not _touches_edge(box, frame_shape)
 

@@ -228,6 +228,26 @@ def test_an_upright_stroke_above_a_rule_is_not_taken_for_a_rule():
     assert cv2.countNonZero(cleaned[:, :200]) == 0  # the rules are gone
 
 
+def test_specks_around_a_small_character_are_not_read(mnist_digits):
+    """A digit 34 px tall on a page strewn with specks of 2-4 px (paper texture a threshold
+    let through, dirt): the specks outweighed its ink, the characters' height came out a
+    speck's, and every speck was read, hundreds of "characters" for one digit."""
+    images, labels = mnist_digits
+    rng = np.random.default_rng(3)
+    page = np.full((480, 640), 215.0, np.float32)
+    digit = cv2.resize(images[0], (34, 34), interpolation=cv2.INTER_AREA).astype(np.float32)
+    page[300:334, 400:434] *= 1 - 0.85 * digit / 255.0
+    for _ in range(400):
+        y, x = int(rng.integers(10, 470)), int(rng.integers(10, 630))
+        size = int(rng.integers(2, 5))
+        page[y : y + size, x : x + size] = 90
+    page = np.clip(page + rng.normal(0, 2, page.shape), 0, 255).astype(np.uint8)
+    chars = find_characters(page)
+    assert len(chars) == 1
+    box = chars[0].box  # the digit's ink: about 20/28 of its 34 px square
+    assert 400 <= box.x and box.x + box.w <= 434 and 300 <= box.y and box.h >= 20
+
+
 def test_ink_cut_by_the_frame_edge_is_not_joined_to_a_character():
     """A thick rule running out of the frame's bottom edge leaves a wedge under a character
     (within half its height, in its columns): joined, it carried the character to the edge."""
