@@ -34,11 +34,8 @@ def keep_freed_memory() -> bool:
         True when the thresholds are in force; False off glibc (macOS, musl), where nothing
         is changed.
     """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc_function("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     settings = (
@@ -46,3 +43,29 @@ def keep_freed_memory() -> bool:
         ("MALLOC_MMAP_THRESHOLD_", M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
     )
     return all(name in os.environ or mallopt(param, value) == 1 for name, param, value in settings)
+
+
+def release_freed_memory() -> bool:
+    """Hand the memory freed so far back to the kernel now (glibc malloc_trim), as the
+    default thresholds would have: a per-model memory figure taken after it does not count
+    what earlier models freed and the process kept.
+
+    Returns:
+        True when it ran; False off glibc.
+    """
+    malloc_trim = _glibc_function("malloc_trim")
+    if malloc_trim is None:
+        return False
+    malloc_trim.argtypes, malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    malloc_trim(0)
+    return True
+
+
+def _glibc_function(name: str):
+    """A function of the C library when it is glibc (Linux), else None."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None

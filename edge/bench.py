@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.allocator import release_freed_memory
 from edge.datasets import Split
 from edge.errors import EdgeError
 from edge.interpreter import Classifier
@@ -157,7 +158,10 @@ def time_calls(fn, inputs: list, warmup: int, runs: int, min_seconds: float) -> 
 
 
 def reset_peak_rss() -> None:
-    """Reset the kernel's peak-RSS counter for this process (Linux), so each model gets its own."""
+    """Reset the kernel's peak-RSS counter for this process (Linux), so each model gets its own:
+    the memory earlier models freed is handed back first (the `edge` command keeps freed
+    memory for the next frame, see `edge.allocator`), or it would count towards this one."""
+    release_freed_memory()
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
 

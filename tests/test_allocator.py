@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.allocator import keep_freed_memory
+from edge.allocator import keep_freed_memory, release_freed_memory
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
@@ -17,7 +17,7 @@ FAULTS_PER_FRAME = """
 import resource, sys
 from pathlib import Path
 import cv2
-from edge.allocator import keep_freed_memory
+from edge.allocator import keep_freed_memory, release_freed_memory
 from edge.segment import find_characters
 if sys.argv[2] == "keep":
     assert keep_freed_memory()
@@ -62,3 +62,37 @@ def test_frames_stop_faulting_their_memory_in_again(shared_data, tmp_path):
 
     kept, plain = faults("keep"), faults("plain")
     assert kept < 100 and kept * 10 < plain, (kept, plain)
+
+
+RSS_KEPT_AND_RELEASED = """
+from pathlib import Path
+import numpy as np
+from edge.allocator import keep_freed_memory, release_freed_memory
+def rss_mb():
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+assert keep_freed_memory()
+start = rss_mb()
+arrays = [np.ones(2**20, np.uint8) for _ in range(150)]  # 150 blocks of 1 MiB
+del arrays
+kept = rss_mb()
+assert release_freed_memory()
+print(start, kept, rss_mb())
+"""
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
+def test_freed_memory_is_kept_and_released_on_request():
+    """With the thresholds raised, 150 MiB freed stays with the process (for the next frame);
+    release_freed_memory hands it back, so a per-model peak RSS does not count it."""
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_KEPT_AND_RELEASED],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+    )
+    start, kept, released = (float(v) for v in out.stdout.split())
+    assert kept - start > 100 and released - start < 30, (start, kept, released)
+    assert release_freed_memory() is True
