@@ -320,53 +320,47 @@ def follow_rules(mask: np.ndarray, rules: np.ndarray, gap: int) -> np.ndarray:
         (N, 4) float segments.
     """
     centred = _centred(mask, np.asarray(rules, dtype=np.float64).reshape(-1, 4))
-    centred = _one_per_line(centred, mask.shape)
     return np.array([_follow(_ink_along(mask, rule), rule, gap) for rule in centred]).reshape(-1, 4)
 
 
-def _one_per_line(segments: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Segments (centred, x0 <= x1 along their main axis) on one line, within a pixel where
-    they cross the frame's first and last column (row, for steep ones), made one: the first
-    one's line over all their stretches. The Hough search finds a rule as several segments,
-    and once centred they lie on one line: following each again is wasted work."""
-    steep = _is_steep(segments)
-    axes = np.where(steep[:, None], [1, 0, 3, 2], [0, 1, 2, 3])
-    flat = np.take_along_axis(segments, axes, axis=1)  # as if level: u0, v0, u1, v1
-    slope = (flat[:, 3] - flat[:, 1]) / np.maximum(flat[:, 2] - flat[:, 0], 1e-9)
-    start = flat[:, 1] - slope * flat[:, 0]
-    last = np.where(steep, shape[0], shape[1]) - 1.0
-    ends = np.stack([start, start + slope * last], axis=1)  # at the first and last column
-    kept: list[int] = []
-    for i in range(len(segments)):
-        same = [k for k in kept if steep[k] == steep[i] and np.abs(ends[k] - ends[i]).max() <= 1.0]
-        if not same:
-            kept.append(i)
-            continue
-        k = same[0]
-        u0, u1 = min(flat[k, 0], flat[i, 0]), max(flat[k, 2], flat[i, 2])
-        flat[k] = [u0, start[k] + slope[k] * u0, u1, start[k] + slope[k] * u1]
-    merged = np.take_along_axis(flat, axes, axis=1)  # back to x0, y0, x1, y1
-    return merged[kept]
-
-
 def _centred(mask: np.ndarray, rules: np.ndarray) -> np.ndarray:
-    """The rules' segments (x0, y0, x1, y1 rows) moved onto the middle of their ink.
+    """The rules' segments (x0, y0, x1, y1 rows) moved onto the middle of their ink, one per
+    line: level ones first, then steep ones.
 
     Down CENTRING_SAMPLES columns each segment crosses (rows, for a steep one) the run of
     ink it passes through, within CENTRING_REACH px, has a middle; a straight line is fitted
     to the middles (twice). Runs that fill the reach, or are over twice the segment's median
     run, are strokes crossing the rule and do not count. A window fitted to a rule thicker
     than the window holds still wherever it starts inside the rule; the middles of its runs
-    do not depend on the start. Each segment comes back with its ends in reading order along
-    its main axis.
+    do not depend on the start. The search finds a rule as several segments, which once
+    centred lie on one line: they are made one (see `_one_per_line`). Each segment comes
+    back with its ends in reading order along its main axis.
     """
-    out = rules.copy()
     steep = _is_steep(rules)
+    families = []
     for upright, image, axes in ((False, mask, [0, 1, 2, 3]), (True, mask.T, [1, 0, 3, 2])):
-        family = np.flatnonzero(steep == upright)
+        family = rules[steep == upright][:, axes]
         if len(family):
-            out[np.ix_(family, axes)] = _centre_level(image, rules[np.ix_(family, axes)])
-    return out
+            families.append(_one_per_line(_centre_level(image, family), image.shape[1])[:, axes])
+    return np.vstack(families) if families else rules
+
+
+def _one_per_line(segments: np.ndarray, width: int) -> np.ndarray:
+    """Level segments (x0 <= x1) within a pixel of each other where they cross the first and
+    the last of `width` columns, made one: the first one's line over all their stretches."""
+    slope = (segments[:, 3] - segments[:, 1]) / np.maximum(segments[:, 2] - segments[:, 0], 1e-9)
+    start = segments[:, 1] - slope * segments[:, 0]
+    ends = np.stack([start, start + slope * (width - 1.0)], axis=1)
+    kept: list[int] = []
+    for i in range(len(segments)):
+        same = [k for k in kept if np.abs(ends[k] - ends[i]).max() <= 1.0]
+        if not same:
+            kept.append(i)
+            continue
+        k = same[0]
+        x0, x1 = min(segments[k, 0], segments[i, 0]), max(segments[k, 2], segments[i, 2])
+        segments[k] = [x0, start[k] + slope[k] * x0, x1, start[k] + slope[k] * x1]
+    return segments[kept]
 
 
 def _centre_level(image: np.ndarray, segments: np.ndarray) -> np.ndarray:
