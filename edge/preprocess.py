@@ -68,10 +68,30 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def uint8_percentiles(image: np.ndarray, percents) -> np.ndarray:
-    """Percentiles of a uint8 image from its histogram, equal to np.percentile's (linear
-    interpolation between ranks) at a fraction of the cost of sorting the pixels."""
-    hist = cv2.calcHist([np.ascontiguousarray(image)], [0], None, [256], [0, 256]).ravel()
+def label_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """8-connected components of a 0/255 mask: (count with the background, label image,
+    stats), as `cv2.connectedComponentsWithStats`. Labels are 16-bit, which writes half the
+    memory of 32-bit ones (a third of the time on a 640x480 frame); a mask with more
+    components than 16 bits can number (noise, never characters) is labelled in 32 bits."""
+    try:
+        count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+            mask, 8, cv2.CV_16U, cv2.CCL_DEFAULT
+        )
+    except cv2.error:
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    return count, labels, stats
+
+
+def uint8_histogram(image: np.ndarray) -> np.ndarray:
+    """The 256-bin histogram of a uint8 image (float32 counts)."""
+    return cv2.calcHist([np.ascontiguousarray(image)], [0], None, [256], [0, 256]).ravel()
+
+
+def uint8_percentiles(image: np.ndarray, percents, hist: np.ndarray | None = None) -> np.ndarray:
+    """Percentiles of a uint8 image from its histogram (`hist`, when known already), equal to
+    np.percentile's (linear interpolation between ranks) at a fraction of the cost of sorting
+    the pixels."""
+    hist = uint8_histogram(image) if hist is None else hist
     cumulative = np.cumsum(hist)
     ranks = np.asarray(percents, dtype=np.float64) / 100.0 * (cumulative[-1] - 1)
     below = np.searchsorted(cumulative, np.floor(ranks), side="right")
@@ -150,8 +170,9 @@ def paper_reflectance_ink(grey: np.ndarray) -> np.ndarray:
     """
     kernel = _background_kernel(255 - grey)
     paper = cv2.blur(cv2.morphologyEx(grey, cv2.MORPH_CLOSE, kernel), kernel.shape)
-    reflectance = grey.astype(np.float32) / np.maximum(paper.astype(np.float32), 1.0)
-    return np.clip((1.0 - reflectance) * 255.0, 0, 255).astype(np.uint8)
+    ink = 1.0 - cv2.divide(grey, cv2.max(paper, 1), dtype=cv2.CV_32F)  # 1 - reflectance
+    ink *= 255.0
+    return np.clip(ink, 0, 255, out=ink).astype(np.uint8)
 
 
 def ink_intensity(grey: np.ndarray, ink: str = "auto") -> np.ndarray:
@@ -176,13 +197,16 @@ def ink_intensity(grey: np.ndarray, ink: str = "auto") -> np.ndarray:
     return cv2.LUT(ink, np.clip(levels, 0, 255).astype(np.uint8))
 
 
-def noise_floor(ink: np.ndarray, sigma: float, sigmas: float = NOISE_SIGMAS) -> float:
+def noise_floor(
+    ink: np.ndarray, sigma: float, sigmas: float = NOISE_SIGMAS, hist: np.ndarray | None = None
+) -> float:
     """The level paper texture and sensor noise stay under: median + k robust sigmas.
 
     When ink covers a tiny part of a frame, Otsu splits the paper's own noise in two; ink
     must also stand out from the paper by several standard deviations of its pixel noise.
+    `hist`: the ink's histogram, when known already.
     """
-    return float(uint8_percentiles(ink, [50])[0]) + sigmas * sigma
+    return float(uint8_percentiles(ink, [50], hist)[0]) + sigmas * sigma
 
 
 def noise_residual(image: np.ndarray) -> np.ndarray:
@@ -197,12 +221,13 @@ def pixel_noise(image: np.ndarray, residual: np.ndarray | None = None) -> float:
     return max(1.0, 1.4826 * float(uint8_percentiles(residual, [50])[0]))
 
 
-def paper_level_step(ink: np.ndarray, below: int) -> float:
+def paper_level_step(ink: np.ndarray, below: int, hist: np.ndarray | None = None) -> float:
     """The typical step between the grey levels the paper holds (those under `below`, the
     Otsu level): 1 in a camera frame, the gain in an ink image stretched from few levels (a
     tiny character on a large, even page), where noise finer than a step cannot be measured
-    and the median of the noise residual comes out as nothing."""
-    hist = cv2.calcHist([np.ascontiguousarray(ink)], [0], None, [256], [0, 256]).ravel()
+    and the median of the noise residual comes out as nothing. `hist`: the ink's histogram,
+    when known already."""
+    hist = uint8_histogram(ink) if hist is None else hist
     levels = np.flatnonzero(hist[: max(below, 0)])
     return max(1.0, float(np.median(np.diff(levels)))) if len(levels) > 1 else 1.0
 
@@ -267,9 +292,9 @@ def binarize(ink: np.ndarray, method: str = "otsu") -> np.ndarray:
     """
     if method == "otsu":
         otsu, _ = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        residual = noise_residual(ink)
-        sigma = max(pixel_noise(ink, residual), paper_level_step(ink, int(otsu)))
-        floor = noise_floor(ink, sigma)
+        residual, hist = noise_residual(ink), uint8_histogram(ink)
+        sigma = max(pixel_noise(ink, residual), paper_level_step(ink, int(otsu), hist))
+        floor = noise_floor(ink, sigma, hist=hist)
         _, mask = cv2.threshold(ink, max(otsu, floor), 255, cv2.THRESH_BINARY)
         if min(ink.shape) >= MESH_MIN_SIDE:
             local = local_noise_floor(ink, mask, residual, floor, sigma)
@@ -368,7 +393,7 @@ def keep_character_components(mask: np.ndarray, min_fraction: float = 0.05) -> n
     Returns:
         uint8 0/255 mask of the kept components.
     """
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    count, labels, stats = label_components(mask)
     if count <= 1:
         return np.zeros_like(mask)
     areas = stats[1:, cv2.CC_STAT_AREA]

@@ -500,9 +500,10 @@ def rule_candidates(mask: np.ndarray, length: float, gap: int) -> np.ndarray | N
     not every character of the frame, and frames without a rule skip it."""
     h, w = mask.shape
     k = max(1, gap // 2)
-    small = mask
-    if k > 1:
-        small = cv2.resize(mask, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
+    # Padded to whole blocks of k: OpenCV's area resize is several times faster by a whole factor.
+    padded = cv2.copyMakeBorder(mask, 0, -h % k, 0, -w % k, cv2.BORDER_CONSTANT, value=0)
+    size = (padded.shape[1] // k, padded.shape[0] // k)
+    small = cv2.resize(padded, size, interpolation=cv2.INTER_AREA) if k > 1 else padded
     small = cv2.dilate(
         cv2.threshold(small, 0, 255, cv2.THRESH_BINARY)[1], np.ones((3, 3), np.uint8)
     )
@@ -512,7 +513,7 @@ def rule_candidates(mask: np.ndarray, length: float, gap: int) -> np.ndarray | N
     if not len(long):
         return None
     region = (np.isin(labels, long) * 255).astype(np.uint8)
-    region = cv2.resize(region, (w, h), interpolation=cv2.INTER_NEAREST)
+    region = cv2.resize(region, padded.shape[::-1], interpolation=cv2.INTER_NEAREST)[:h, :w]
     return cv2.bitwise_and(mask, region)
 
 

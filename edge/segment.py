@@ -21,6 +21,7 @@ from edge.preprocess import (
     binarize,
     character_glyph,
     ink_intensity,
+    label_components,
     normalize_character,
     to_grey,
 )
@@ -150,7 +151,7 @@ def character_height(mask: np.ndarray, stats: np.ndarray) -> float:
         return height
     k = max(3, round(min(mask.shape) / 100))
     upright = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((k, 1), np.uint8))
-    return compact_height(cv2.connectedComponentsWithStats(upright, connectivity=8)[2])
+    return compact_height(label_components(upright)[2])
 
 
 def working_resolution(grey: np.ndarray) -> tuple[np.ndarray, float]:
@@ -190,7 +191,7 @@ def unruled(mask: np.ndarray, stats: np.ndarray) -> np.ndarray | None:
 def components(mask: np.ndarray) -> tuple[list[Box], np.ndarray, np.ndarray]:
     """Connected components of a mask: their boxes, the label image (label i+1 = box i) and
     the stats (background row first)."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    count, labels, stats = label_components(mask)
     boxes = [
         Box(
             int(s[cv2.CC_STAT_LEFT]),

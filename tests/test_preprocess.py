@@ -17,6 +17,7 @@ from edge.preprocess import (
     fit_into_box,
     ink_intensity,
     ink_is_dark,
+    label_components,
     local_noise_floor,
     noise_floor,
     noise_residual,
@@ -212,3 +213,21 @@ def test_golden_vectors():
     for name in expected.files:
         got = extract_character(read_image(GOLDEN / "images" / name))
         assert np.array_equal(got, expected[name]), name
+
+
+def test_label_components_match_opencv_and_number_any_count():
+    """16-bit labels where they suffice (the usual frame), 32-bit ones past 65,535 components
+    (a frame of isolated noise pixels), the same components either way."""
+    rng = np.random.default_rng(0)
+    strokes = (rng.random((120, 160)) < 0.3).astype(np.uint8) * 255
+    noise = np.zeros((480, 640), np.uint8)
+    noise[::2, ::2] = 255  # 76,800 one-pixel components
+    for mask in (strokes, noise):
+        count, labels, stats = label_components(mask)
+        want_count, want_labels, want_stats, _ = cv2.connectedComponentsWithStats(
+            mask, connectivity=8
+        )
+        assert count == want_count
+        assert np.array_equal(labels, want_labels) and np.array_equal(stats, want_stats)
+    assert label_components(strokes)[1].dtype == np.uint16
+    assert label_components(noise)[1].dtype == np.int32
