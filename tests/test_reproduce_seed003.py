@@ -124,3 +124,13 @@ def test_unknown_stage_is_one_line_error(tmp_path, capsys):
     assert run_cli(tmp_path, "--models", "nope") == 2
     err = capsys.readouterr().err
     assert "no such model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_repeats_override_the_trainings(tmp_path, shared_data, capsys, monkeypatch):
+    monkeypatch.setenv("HWR_DATA_DIR", str(shared_data))
+    assert run_cli(tmp_path, "--models", "baseline", "--repeats", "2", "--no-export") == 0
+    metrics = json.loads((tmp_path / "seed-003" / "metrics.json").read_text())
+    assert len(metrics["baseline"]["runs"]) == 2
+    assert run_cli(tmp_path, "--repeats", "0") == 2
+    err = capsys.readouterr().err
+    assert "--repeats" in err and len(err.strip().splitlines()) == 1

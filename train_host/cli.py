@@ -143,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
     reproduce.add_argument("--trials", type=int, default=None, help="override search trials")
     reproduce.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="override the trainings with new seeds (seed-003's baseline and ensemble; paper 10)",
+    )
+    reproduce.add_argument(
         "--storage",
         type=str,
         default=None,
@@ -300,12 +306,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         raise EdgeError(
             f"unknown experiment {args.experiment!r}: use one of {', '.join(EXPERIMENTS)}"
         )
+    if args.repeats is not None and args.repeats < 1:
+        raise EdgeError(f"--repeats {args.repeats}: give at least 1 training")
     options = Options(
         quick=args.quick,
         out=args.out,
         seed=args.seed,
         epochs=args.epochs,
         trials=args.trials,
+        repeats=args.repeats,
         storage=args.storage,
         export=not args.no_export,
         models=tuple(args.models.split(",")) if args.models else None,

@@ -41,6 +41,8 @@ class Options:
         seed: random seed of splits, initialisation and searches.
         epochs: override the epochs of every model (None: the experiment's choice).
         trials: override the number of search trials (None: the experiment's choice).
+        repeats: override how many times a configuration is trained with new seeds (seed
+            003's baseline and ensemble members; None: the paper's ten).
         storage: Optuna storage URL (None: a SQLite file in the run folder).
         export: export the best model to every TFLite variant.
         models: run only these of the experiment's models (None: all).
@@ -54,6 +56,7 @@ class Options:
     seed: int = 0
     epochs: int | None = None
     trials: int | None = None
+    repeats: int | None = None
     storage: str | None = None
     export: bool = True
     models: tuple[str, ...] | None = None

@@ -265,7 +265,7 @@ def run(options: Options) -> dict:
     metrics = _header(options, data, paper, epochs) | {"seconds": seconds}
     trained, params = {}, None
     if "baseline" in stages:
-        repeats = options.pick(QUICK_REPEATS, PAPER_REPEATS)
+        repeats = options.pick(QUICK_REPEATS, PAPER_REPEATS, options.repeats)
         with _timed(seconds, "baseline"):
             trained["baseline"] = _repeat(
                 "baseline", BASELINE, data, paper, options, epochs, repeats
@@ -275,7 +275,7 @@ def run(options: Options) -> dict:
         with _timed(seconds, "search"):
             metrics["search"], params = _search(data, options, epochs, out)
     if "ensemble" in stages:
-        members = options.pick(QUICK_MEMBERS, PAPER_REPEATS)
+        members = options.pick(QUICK_MEMBERS, PAPER_REPEATS, options.repeats)
         with _timed(seconds, "ensemble"):
             trained["optimized"] = _repeat(
                 "optimized", params, data, paper, options, epochs, members
