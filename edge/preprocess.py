@@ -82,9 +82,16 @@ def label_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return count, labels, stats
 
 
-def uint8_histogram(image: np.ndarray) -> np.ndarray:
-    """The 256-bin histogram of a uint8 image (float32 counts)."""
-    return cv2.calcHist([np.ascontiguousarray(image)], [0], None, [256], [0, 256]).ravel()
+def uint8_histogram(image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """The 256-bin histogram of a uint8 image (float32 counts), of the pixels where the uint8
+    `mask` is not 0 if one is given."""
+    return cv2.calcHist([np.ascontiguousarray(image)], [0], mask, [256], [0, 256]).ravel()
+
+
+def uint8_median(image: np.ndarray, mask: np.ndarray) -> float:
+    """np.median of a uint8 image's pixels where the uint8 `mask` is not 0 (some must be), from
+    their histogram."""
+    return float(uint8_percentiles(image, [50], uint8_histogram(image, mask))[0])
 
 
 def uint8_percentiles(image: np.ndarray, percents, hist: np.ndarray | None = None) -> np.ndarray:

@@ -24,6 +24,7 @@ from edge.preprocess import (
     label_components,
     normalize_character,
     to_grey,
+    uint8_median,
 )
 from edge.rules import (
     RULE_MIN_FRACTION,
@@ -471,11 +472,11 @@ def fill_hollow_strokes(
         return own
     inside = np.zeros_like(own)
     cv2.drawContours(inside, holes, -1, 255, cv2.FILLED)
-    outside = (own == 0) & (inside == 0)
-    ink = own > 0
-    if not outside.any() or not ink.any():
+    outside = cv2.bitwise_not(cv2.bitwise_or(own, inside))
+    if not cv2.countNonZero(outside) or not cv2.countNonZero(own):
         return own
-    ink_level, paper_level = float(np.median(grey[ink])), float(np.median(grey[outside]))
+    ink_level, paper_level = uint8_median(grey, own), uint8_median(grey, outside)
+    ink = own > 0
     if paper_level - ink_level < 1:
         return own
     filled = own.copy()
