@@ -11,7 +11,7 @@ import numpy as np
 
 from edge.interpreter import Classifier
 from edge.page import Page, find_page
-from edge.segment import Box, find_characters
+from edge.segment import SEVERAL_ASPECT, Box, find_characters
 
 # Characters whose top probability is below this are reported as rejected ("?" in the text).
 DEFAULT_MIN_CONFIDENCE = 0.5
@@ -99,9 +99,18 @@ def page_view(image: np.ndarray, page: Page | str | None) -> tuple[np.ndarray, P
     return page.rectify(image), page
 
 
+def pieces_win(whole: float, least_sure_piece: float, blob: Box) -> bool:
+    """Whether a blob split as touching characters is read as its pieces: when the classifier
+    is surer of every piece than of the blob as one character, or as sure and the blob is
+    wider than nearly every single character (SEVERAL_ASPECT). An int8 classifier's top
+    probability saturates at 255/256, so a tie is common, and the blob's width breaks it."""
+    wide = blob.w > SEVERAL_ASPECT * blob.h
+    return least_sure_piece > whole or (least_sure_piece == whole and wide)
+
+
 def keep_surer_reading(chars: list, probs: list, clf: Classifier) -> tuple[list, list]:
-    """For each blob split as touching characters, keep the pieces only when the classifier is
-    surer of every piece than of the blob as one character; else read the blob whole.
+    """For each blob split as touching characters, keep the pieces where they win (see
+    `pieces_win`); else read the blob whole.
 
     Returns:
         (characters, probabilities), pieces replaced by their blob where it won.
@@ -114,7 +123,7 @@ def keep_surer_reading(chars: list, probs: list, clf: Classifier) -> tuple[list,
     for members in pieces.values():
         first = chars[members[0]]
         p_whole = clf.predict(first.whole)
-        if p_whole.max() >= min(probs[i].max() for i in members):
+        if not pieces_win(p_whole.max(), min(probs[i].max() for i in members), first.whole_box):
             drop.update(members[1:])
             whole_at[members[0]] = (replace(first, box=first.whole_box, crop=first.whole), p_whole)
     kept = [

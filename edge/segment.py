@@ -59,9 +59,12 @@ MIN_HEIGHT_FRACTION = 0.4
 MAX_ASPECT = 4.0
 # MNIST digits: median width/height 0.8, 90th percentile 1.0, 99th 1.43 (10,000 training
 # digits). A blob wider than SPLIT_ASPECT heights may be touching characters: it is split,
-# and the reader keeps the split only where the classifier is surer of the pieces.
+# and the reader keeps the split only where the pieces win (see `edge.pipeline.pieces_win`).
 CHAR_ASPECT = 0.8
 SPLIT_ASPECT = 1.1
+# A blob wider than 99 in 100 MNIST digits is more likely several characters than one: where
+# the classifier is as sure of its pieces as of the blob, the pieces are read.
+SEVERAL_ASPECT = 1.43
 # ... but only when every piece is at least this fraction of the blob's height.
 PIECE_MIN_HEIGHT = 0.6
 # A hole in a character's mask is a hollow stroke's inside, not a loop, when its grey lies
@@ -108,8 +111,8 @@ class Character:
     """One segmented character: its box, line number and model-ready 28x28 crop.
 
     Pieces of a blob split as touching characters share `group` and carry the blob's own box
-    and crop in `whole_box` and `whole`, so a reader can keep the blob whole when the
-    classifier is surer of it than of its pieces (None for characters not split).
+    and crop in `whole_box` and `whole`, so a reader can keep the blob whole where the pieces
+    do not win (see `edge.pipeline.pieces_win`; None for characters not split).
     """
 
     box: Box

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from edge.interpreter import Classifier
-from edge.pipeline import read_frame
+from edge.pipeline import pieces_win, read_frame
 from edge.preprocess import extract_character
 from edge.rules import coarse_segments, follow_rules, is_ruling, remove_rules, rule_thickness
 from edge.segment import (
@@ -466,3 +466,12 @@ def test_a_wide_single_character_stays_whole(golden_model):
     cv2.ellipse(page, (200, 120), (110, 60), 0, 0, 360, 30, 14)  # a flat 0, aspect 1.8
     reading = read_frame(page, Classifier(golden_model), 0.0)
     assert len(reading.chars) == 1
+
+
+def test_a_tie_between_blob_and_pieces_goes_to_the_pieces_only_for_a_wide_blob():
+    """int8 softmax saturates at 255/256, so blob and pieces often tie: the blob's width decides."""
+    top = 255 / 256
+    assert pieces_win(top, top, Box(0, 0, 150, 100))  # wider than 99% of MNIST digits
+    assert not pieces_win(top, top, Box(0, 0, 120, 100))  # a wide 0 or 2 is that wide
+    assert pieces_win(0.8, 0.9, Box(0, 0, 120, 100))  # surer of every piece
+    assert not pieces_win(0.95, 0.9, Box(0, 0, 300, 100))  # surer of the blob
