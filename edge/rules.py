@@ -80,7 +80,11 @@ def remove_rules(mask: np.ndarray, char_height: float, squared: bool = False) ->
     """
     rules = find_rules(mask, char_height, widen=squared)
     if rules is not None and not squared and is_squared(rules[0], mask.shape):
-        rules = find_rules(mask, char_height, widen=True)  # squared paper: its lines are thin
+        segments, length = rules  # squared paper: its lines are thin
+        if _shrink(length) > 1:  # the shrunk search ran on widened ink already
+            rules = complete_ruling(mask, segments, _rule_gap(char_height, length)), length
+        else:
+            rules = find_rules(mask, char_height, widen=True)
     return None if rules is None else erase_rules(mask, *rules)
 
 
@@ -93,8 +97,7 @@ def find_rules(
     length = max(RULE_MIN_FRACTION * min(h, w), RULE_MIN_HEIGHTS * char_height)
     if length < 8:
         return None
-    # Faint rules break up and characters interrupt them: bridge gaps of half a character.
-    gap = max(2, int(0.5 * char_height), int(length / 50))
+    gap = _rule_gap(char_height, length)
     candidates = rule_candidates(mask, length, gap)
     if candidates is None:
         return None
@@ -106,6 +109,18 @@ def find_rules(
     if not len(segments):
         return None
     return (complete_ruling(mask, segments, gap) if widen else segments), length
+
+
+def _rule_gap(char_height: float, length: float) -> int:
+    """The longest break bridged in a rule: faint rules break up and characters interrupt
+    them, so half a character (and a fiftieth of the rule)."""
+    return max(2, int(0.5 * char_height), int(length / 50))
+
+
+def _shrink(length: float) -> int:
+    """How many times the Hough search shrinks the rule candidates (see `coarse_segments`):
+    HOUGH_SHRINK, unless a rule would be shorter than 16 px shrunk."""
+    return HOUGH_SHRINK if length / HOUGH_SHRINK >= 16 else 1
 
 
 def _inked_enough(mask: np.ndarray, segments: np.ndarray, length: float) -> np.ndarray:
@@ -136,7 +151,7 @@ def coarse_segments(
     pixel wide, does not drift off a faint rule in dashes. The segments found are only where
     to look; `follow_rules` refits each to the full mask.
     """
-    k = HOUGH_SHRINK if length / HOUGH_SHRINK >= 16 else 1
+    k = _shrink(length)
     small = candidates
     if widen or k > 1:
         small = cv2.dilate(candidates, np.ones((3, 3), np.uint8))

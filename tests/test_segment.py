@@ -8,7 +8,15 @@ import numpy as np
 from edge.interpreter import Classifier
 from edge.pipeline import pieces_win, read_frame
 from edge.preprocess import extract_character
-from edge.rules import coarse_segments, follow_rules, is_ruling, remove_rules, rule_thickness
+from edge.rules import (
+    coarse_segments,
+    erase_rules,
+    find_rules,
+    follow_rules,
+    is_ruling,
+    remove_rules,
+    rule_thickness,
+)
 from edge.segment import (
     Box,
     attach_fragments,
@@ -475,3 +483,17 @@ def test_a_tie_between_blob_and_pieces_goes_to_the_pieces_only_for_a_wide_blob()
     assert not pieces_win(top, top, Box(0, 0, 120, 100))  # a wide 0 or 2 is that wide
     assert pieces_win(0.8, 0.9, Box(0, 0, 120, 100))  # surer of every piece
     assert not pieces_win(0.95, 0.9, Box(0, 0, 300, 100))  # surer of the blob
+
+
+def test_squared_paper_found_in_one_search_is_what_a_widened_search_finds():
+    """The shrunk Hough search already runs on widened ink, so squared paper found by the
+    plain search is completed from its rules, not searched for again: the same result."""
+    mask = np.zeros((480, 640), np.uint8)
+    for x0 in range(-60, 660, 60):
+        cv2.line(mask, (x0, 0), (x0 + 20, 479), 255, 1)
+    for y0 in range(30, 480, 60):
+        cv2.line(mask, (0, y0), (639, y0 + 10), 255, 1)
+    mask[200:260, 190:196] = 255  # a stroke between two lines
+    widened = find_rules(mask, 60, widen=True)
+    assert widened is not None
+    assert np.array_equal(remove_rules(mask, char_height=60), erase_rules(mask, *widened))
