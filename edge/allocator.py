@@ -6,8 +6,10 @@ than its trim threshold is free (by default twice the largest block it has mappe
 MB), and blocks over its mmap threshold go straight back, so the next frame's arrays fault
 their pages in again. On the 2-core development host a process that only segments frames
 took about 1,300 minor page faults a frame and 14 ms instead of 10; in `edge bench --frames`,
-where the interpreter's own memory keeps the heap larger, about 1 ms of 14. Raising both
-thresholds keeps the memory for the next frame; the peak the process reaches is the same.
+where the interpreter's own memory keeps the heap larger, about 1 ms of 14. (That was the
+pipeline of 2026-11-27's sixth session; the seventh session's allocates less, and faults
+about 11 times a seed-1 frame without the setting, 1 with it.) Raising both thresholds keeps
+the memory for the next frame; the peak the process reaches is the same.
 """
 
 from __future__ import annotations
