@@ -28,6 +28,7 @@ from edge.preprocess import (
     stroke_width,
     to_grey,
     to_model_input,
+    uint8_median,
 )
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden model"
@@ -231,3 +232,12 @@ def test_label_components_match_opencv_and_number_any_count():
         assert np.array_equal(labels, want_labels) and np.array_equal(stats, want_stats)
     assert label_components(strokes)[1].dtype == np.uint16
     assert label_components(noise)[1].dtype == np.int32
+
+
+def test_uint8_median_is_numpys_median_of_the_masked_pixels():
+    rng = np.random.default_rng(1)
+    for count in (1, 2, 7, 500):  # odd and even counts: numpy averages the middle two
+        image = rng.integers(0, 256, (40, 30), dtype=np.uint8)
+        mask = np.zeros(image.shape, np.uint8)
+        mask.flat[rng.choice(mask.size, count, replace=False)] = 255
+        assert uint8_median(image, mask) == float(np.median(image[mask > 0]))
