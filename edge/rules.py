@@ -81,7 +81,7 @@ def remove_rules(mask: np.ndarray, char_height: float, squared: bool = False) ->
     rules = find_rules(mask, char_height, widen=squared)
     if rules is not None and not squared and is_squared(rules[0], mask.shape):
         segments, length = rules  # squared paper: its lines are thin
-        if _shrink(length) > 1:  # the shrunk search ran on widened ink already
+        if _searches_widened(length, widen=False):  # the ink was widened for the search already
             rules = complete_ruling(mask, segments, _rule_gap(char_height, length)), length
         else:
             rules = find_rules(mask, char_height, widen=True)
@@ -123,6 +123,12 @@ def _shrink(length: float) -> int:
     return HOUGH_SHRINK if length / HOUGH_SHRINK >= 16 else 1
 
 
+def _searches_widened(length: float, widen: bool) -> bool:
+    """Whether the Hough search runs on the candidates widened by a pixel all round: when
+    asked to (squared paper), and always when it shrinks them (see `coarse_segments`)."""
+    return widen or _shrink(length) > 1
+
+
 def _inked_enough(mask: np.ndarray, segments: np.ndarray, length: float) -> np.ndarray:
     """Which rules (followed segments) to keep: all those of a ruling (see `is_ruling`, level
     and steep families apart), and a lone one only where ink runs along at least `length` of
@@ -153,7 +159,7 @@ def coarse_segments(
     """
     k = _shrink(length)
     small = candidates
-    if widen or k > 1:
+    if _searches_widened(length, widen):
         small = cv2.dilate(candidates, np.ones((3, 3), np.uint8))
     if k > 1:
         size = (candidates.shape[1] // k, candidates.shape[0] // k)
