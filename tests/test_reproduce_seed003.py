@@ -110,6 +110,30 @@ def test_search_resumes_without_extra_trials(quick_run, tmp_path, shared_data, m
     assert json.loads((run_dir / "metrics.json").read_text())["search"]["trials_run_now"] == 1
 
 
+def test_finished_trainings_are_kept_for_a_resumed_run(
+    quick_run, tmp_path, shared_data, capsys, monkeypatch
+):
+    monkeypatch.setenv("HWR_DATA_DIR", str(shared_data))
+    shutil.copytree(quick_run, tmp_path / "seed-003")
+    run_dir = tmp_path / "seed-003"
+    before = json.loads((run_dir / "metrics.json").read_text())["baseline"]
+    kept = run_dir / "trainings" / "baseline-seed0"
+    assert {p.name for p in kept.iterdir()} == {"best.weights.h5", "training.json"}
+    capsys.readouterr()
+    # the first training is kept, the second (a new seed) is trained
+    assert run_cli(tmp_path, "--models", "baseline", "--repeats", "2", "--no-export") == 0
+    out = capsys.readouterr().out
+    assert "baseline seed 0: finished by an earlier run" in out
+    assert "baseline seed 1 epoch" in out
+    after = json.loads((run_dir / "metrics.json").read_text())["baseline"]
+    assert after["runs"][0] == before["runs"][0]
+    # a kept training made under another protocol (here: a damaged record) is trained again
+    (kept / "training.json").write_text("{")
+    assert run_cli(tmp_path, "--models", "baseline", "--repeats", "1", "--no-export") == 0
+    assert "baseline seed 0 epoch" in capsys.readouterr().out
+    assert json.loads((kept / "training.json").read_text())["protocol"]["seed"] == 0
+
+
 def test_resuming_with_other_epochs_is_one_line_error(
     quick_run, tmp_path, shared_data, capsys, monkeypatch
 ):

@@ -19,17 +19,24 @@ the final 70/30 retraining "for deployment"; the export takes the single model b
 validation.
 
 The study resumes (SQLite in the run folder, or --storage) and can be shared by processes
-running `--models search`; it records its protocol and refuses to mix in another one.
+running `--models search`; it records its protocol and refuses to mix in another one. Each
+finished baseline or optimized training is kept in `trainings/` (best weights and record), so
+a run stopped after some of its twenty trainings (7-9 minutes each on 2 cores) goes on from
+the next one; trainings are deterministic per seed, so the figures are those of one run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 
+from edge.atomic import atomic_write_bytes
 from edge.errors import EdgeError
 from train_host.reproduce import plots, search
 from train_host.reproduce.common import (
@@ -67,6 +74,7 @@ QUICK_TRIALS = 3
 QUICK_REPEATS = 1
 QUICK_MEMBERS = 2
 STAGES = ("baseline", "search", "ensemble")
+TRAININGS = "trainings"  # finished trainings, kept for a resumed run
 
 
 def train(params: dict, data: Data, options: Options, epochs: int, seed: int, callbacks=()):
@@ -110,13 +118,65 @@ def _record(seed: int, history: dict, seconds: float, probs: tuple, data: Data, 
     }
 
 
+def _protocol(params: dict, data: Data, options: Options, epochs: int, seed: int) -> dict:
+    """What decides a training's result: a kept training is reused only under the same."""
+    protocol = {
+        "params": params,
+        "epochs": epochs,
+        "batch_size": options.batch_size or BATCH_SIZE,
+        "train_sha256": data.train_sha256,
+        "images": [len(data.y_train), len(data.y_val)],
+        "data_seed": options.seed,
+        "seed": seed,
+    }
+    return json.loads(json.dumps(protocol))
+
+
+def _kept_training(folder: Path, protocol: dict, params: dict):
+    """(model, history, seconds) of a training an earlier run finished under `protocol`;
+    None when there is none (or it is unreadable, or was made otherwise)."""
+    try:
+        record = json.loads((folder / "training.json").read_text())
+        if record["protocol"] != protocol:
+            return None
+        model = lenet(params=params)
+        model.load_weights(folder / "best.weights.h5")
+    except (OSError, ValueError, KeyError):
+        return None
+    return model, record["history"], record["seconds"]
+
+
+def _keep_training(folder: Path, protocol: dict, model, history: dict, seconds: float) -> None:
+    """Write a finished training's weights, then its record (both by atomic rename)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / ".partial.weights.h5"
+    model.save_weights(partial)
+    os.replace(partial, folder / "best.weights.h5")
+    record = {"protocol": protocol, "history": history, "seconds": seconds}
+    atomic_write_bytes(folder / "training.json", json.dumps(record).encode())
+
+
+def _train_or_keep(name: str, params, data: Data, options: Options, epochs: int, seed: int):
+    """Train one model, or take the one an earlier run finished with the same protocol."""
+    folder = options.run_dir(NAME) / TRAININGS / f"{name}-seed{seed}"
+    protocol = _protocol(params, data, options, epochs, seed)
+    kept = _kept_training(folder, protocol, params)
+    if kept is not None:
+        options.progress(f"{name} seed {seed}: finished by an earlier run, kept in {folder}")
+        return kept
+    lines = epoch_progress(f"{name} seed {seed}", epochs, options.progress)
+    model, history, seconds = train(params, data, options, epochs, seed, [lines])
+    _keep_training(folder, protocol, model, history, seconds)
+    return model, history, seconds
+
+
 def _repeat(name: str, params, data: Data, paper, options: Options, epochs: int, count: int):
-    """Train `count` models (seeds seed, seed + 1, ...): their records and accuracies as
-    mean and std (the paper's protocol), their probabilities, and the best on validation."""
+    """Train `count` models (seeds seed, seed + 1, ...; finished ones kept from an earlier
+    run): their records and accuracies as mean and std (the paper's protocol), their
+    probabilities, and the best on validation."""
     runs, probs, models = [], [], []
     for seed in range(options.seed, options.seed + count):
-        lines = epoch_progress(f"{name} seed {seed}", epochs, options.progress)
-        model, history, seconds = train(params, data, options, epochs, seed, [lines])
+        model, history, seconds = _train_or_keep(name, params, data, options, epochs, seed)
         probs.append((predict(model, paper[0]), predict(model, data.x_test)))
         runs.append(_record(seed, history, seconds, probs[-1], data, paper))
         models.append(model)
