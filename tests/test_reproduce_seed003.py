@@ -144,6 +144,23 @@ def test_resuming_with_other_epochs_is_one_line_error(
     assert "was run with" in err and "--storage" in err and len(err.strip().splitlines()) == 1
 
 
+def test_papers_best_trial_trains_and_ensembles_without_a_search(
+    tmp_path, shared_data, monkeypatch
+):
+    from train_host.reproduce.seed_003_setup import PAPER_BEST, lenet
+
+    monkeypatch.setenv("HWR_DATA_DIR", str(shared_data))
+    assert run_cli(tmp_path, "--models", "paper-best", "--no-export") == 0
+    run_dir = tmp_path / "seed-003"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert "search" not in metrics and not (run_dir / "optuna.db").exists()
+    best = metrics["paper-best"]
+    assert best["params"] == lenet(params=PAPER_BEST).count_params()
+    assert best["paper"] == metrics["paper"]["optimized"]
+    assert len(best["runs"]) == metrics["paper_best_ensemble"]["members"] == 2
+    assert 0.0 < metrics["paper_best_ensemble"]["paper_test_accuracy"] <= 1.0
+
+
 def test_unknown_stage_is_one_line_error(tmp_path, capsys):
     assert run_cli(tmp_path, "--models", "nope") == 2
     err = capsys.readouterr().err

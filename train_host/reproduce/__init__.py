@@ -21,7 +21,8 @@ EXPERIMENTS = {
     ),
     "seed-003": (
         "seed_003",
-        "MNIST LeNet: early stopping, Optuna TPE search with pruning, 10-model ensemble",
+        "MNIST LeNet: early stopping, Optuna TPE search with pruning, 10-model ensemble "
+        "(--models paper-best: the paper's best trial without the search)",
     ),
     "seed-004": ("seed_004", "Balanced EMNIST: numpy MLP, PCA 78, sample reduction, baselines"),
 }
