@@ -324,6 +324,21 @@ def _header(options: Options, data: Data, paper, epochs: int) -> dict:
     }
 
 
+def _ensemble_stage(
+    stage: str, name: str, params, data: Data, paper, options: Options, epochs, seconds
+):
+    """Train `params` as the ensemble's members, called `name` (timed in `seconds` under
+    `stage`); returns the members, the ensemble's result, its probabilities and the plots'
+    name for it."""
+    members = options.pick(QUICK_MEMBERS, PAPER_REPEATS, options.repeats)
+    with _timed(seconds, stage):
+        trained = _repeat(name, params, data, paper, options, epochs, members)
+    result, probs = _ensemble(trained, data, paper[1])
+    source = f"ensemble of {members}" + (", paper's best trial" if name == "paper-best" else "")
+    _report(options, source, result)
+    return trained, result, probs, source
+
+
 def run(options: Options) -> dict:
     """Baseline, search, optimized trainings and their ensemble (`--models` picks stages;
     the ensemble runs the missing trials first); plots, metrics, export of the best model."""
@@ -344,23 +359,13 @@ def run(options: Options) -> dict:
         with _timed(seconds, "search"):
             metrics["search"], params = _search(data, options, epochs, out)
     if "ensemble" in stages:
-        members = options.pick(QUICK_MEMBERS, PAPER_REPEATS, options.repeats)
-        with _timed(seconds, "ensemble"):
-            trained["optimized"] = _repeat(
-                "optimized", params, data, paper, options, epochs, members
-            )
-        metrics["ensemble"], probs = _ensemble(trained["optimized"], data, paper[1])
-        source = f"ensemble of {members}"
-        _report(options, source, metrics["ensemble"])
+        trained["optimized"], metrics["ensemble"], probs, source = _ensemble_stage(
+            "ensemble", "optimized", params, data, paper, options, epochs, seconds
+        )
     if "paper-best" in stages:
-        members = options.pick(QUICK_MEMBERS, PAPER_REPEATS, options.repeats)
-        with _timed(seconds, "paper-best"):
-            trained["paper-best"] = _repeat(
-                "paper-best", PAPER_BEST, data, paper, options, epochs, members
-            )
-        metrics["paper_best_ensemble"], probs = _ensemble(trained["paper-best"], data, paper[1])
-        source = f"ensemble of {members}, paper's best trial"
-        _report(options, source, metrics["paper_best_ensemble"])
+        trained["paper-best"], metrics["paper_best_ensemble"], probs, source = _ensemble_stage(
+            "paper-best", "paper-best", PAPER_BEST, data, paper, options, epochs, seconds
+        )
     metrics |= {name: r["summary"] for name, r in trained.items()}
     if trained:
         _plots(out, data, paper[1], trained, probs, source)
