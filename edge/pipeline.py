@@ -12,6 +12,7 @@ import numpy as np
 from edge.interpreter import Classifier
 from edge.page import Page, find_page
 from edge.segment import SEVERAL_ASPECT, Box, find_characters
+from edge.spec import SEVERAL_LABEL
 
 # Characters whose top probability is below this are reported as rejected ("?" in the text).
 DEFAULT_MIN_CONFIDENCE = 0.5
@@ -99,13 +100,34 @@ def page_view(image: np.ndarray, page: Page | str | None) -> tuple[np.ndarray, P
     return page.rectify(image), page
 
 
-def pieces_win(whole: float, least_sure_piece: float, blob: Box) -> bool:
-    """Whether a blob split as touching characters is read as its pieces: when the classifier
-    is surer of every piece than of the blob as one character, or as sure and the blob is
-    wider than nearly every single character (SEVERAL_ASPECT). An int8 classifier's top
-    probability saturates at 255/256, so a tie is common, and the blob's width breaks it."""
+def several_index(clf: Classifier) -> int | None:
+    """The output index of the model's several-characters class (`train-host train
+    --several`), or None when it has none."""
+    labels = list(clf.labels)
+    return labels.index(SEVERAL_LABEL) if SEVERAL_LABEL in labels else None
+
+
+def pieces_win(whole: np.ndarray, least_sure_piece: float, blob: Box, several: int | None) -> bool:
+    """Whether a blob split as touching characters is read as its pieces.
+
+    With a several class (`several`: its index), when the model reads the blob as several
+    characters and every piece as a character at least as surely as a reading is accepted
+    (DEFAULT_MIN_CONFIDENCE; a loop of an 8 cut off reads as nothing much). Else, when the
+    model is surer of every piece than of the blob as one character, or as sure and the blob
+    is wider than nearly every single character (SEVERAL_ASPECT): an int8 classifier's top
+    probability saturates at 255/256, so a tie is common, and the blob's width breaks it.
+    `least_sure_piece`: the least top character probability of the pieces.
+    """
+    if several is not None and int(np.argmax(whole)) == several:
+        return least_sure_piece >= DEFAULT_MIN_CONFIDENCE
+    top = float(whole.max())
     wide = blob.w > SEVERAL_ASPECT * blob.h
-    return least_sure_piece > whole or (least_sure_piece == whole and wide)
+    return least_sure_piece > top or (least_sure_piece == top and wide)
+
+
+def top_character_probability(p: np.ndarray, several: int | None) -> float:
+    """The highest probability of a character class (the several class left out)."""
+    return float(np.delete(p, several).max()) if several is not None else float(p.max())
 
 
 def keep_surer_reading(chars: list, probs: list, clf: Classifier) -> tuple[list, list]:
@@ -115,6 +137,7 @@ def keep_surer_reading(chars: list, probs: list, clf: Classifier) -> tuple[list,
     Returns:
         (characters, probabilities), pieces replaced by their blob where it won.
     """
+    several = several_index(clf)
     pieces: dict[int, list[int]] = {}
     for i, char in enumerate(chars):
         if char.whole is not None:
@@ -123,7 +146,8 @@ def keep_surer_reading(chars: list, probs: list, clf: Classifier) -> tuple[list,
     for members in pieces.values():
         first = chars[members[0]]
         p_whole = clf.predict(first.whole)
-        if not pieces_win(p_whole.max(), min(probs[i].max() for i in members), first.whole_box):
+        least_sure = min(top_character_probability(probs[i], several) for i in members)
+        if not pieces_win(p_whole, least_sure, first.whole_box, several):
             drop.update(members[1:])
             whole_at[members[0]] = (replace(first, box=first.whole_box, crop=first.whole), p_whole)
     kept = [
@@ -132,6 +156,27 @@ def keep_surer_reading(chars: list, probs: list, clf: Classifier) -> tuple[list,
         if i not in drop
     ]
     return [c for c, _ in kept], [p for _, p in kept]
+
+
+def character_probabilities(p: np.ndarray, several: int | None) -> np.ndarray:
+    """The probabilities of the characters alone: once segmentation has had its say (a blob
+    read as several characters that could not be split stays one), the several class is left
+    out and the rest renormalised."""
+    if several is None:
+        return p
+    chars = p.copy()
+    chars[several] = 0.0
+    total = chars.sum()
+    return chars / total if total > 0 else chars
+
+
+def reads_several(clf: Classifier):
+    """A test of a crop for `find_characters`: does the model read it as several characters?
+    None when the model has no such class."""
+    several = several_index(clf)
+    if several is None:
+        return None
+    return lambda crop: int(np.argmax(clf.predict(crop))) == several
 
 
 def read_frame(
@@ -162,18 +207,20 @@ def read_frame(
     t0 = clock()
     view, page = page_view(image, page)
     region, roi = crop_roi(view, roi)
-    chars = [_shift(c, roi) for c in find_characters(region, clf.spec.preprocess, ink)]
+    found = find_characters(region, clf.spec.preprocess, ink, reads_several(clf))
+    chars = [_shift(c, roi) for c in found]
     if page is not None:
         chars = [_unwarp(c, page) for c in chars]
     t1 = clock()
     probs = [clf.predict(c.crop) for c in chars]
     chars, probs = keep_surer_reading(chars, probs, clf)
     t2 = clock()
-    results, lines = [], {}
+    results, lines, several = [], {}, several_index(clf)
     for char, p in zip(chars, probs, strict=True):
-        best = int(np.argmax(p))
-        label = clf.labels[best] if p[best] >= min_confidence else "?"
-        results.append(CharResult(label, float(p[best]), char.box, char.line, char.crop, p))
+        p_char = character_probabilities(p, several)
+        best = int(np.argmax(p_char))
+        label = clf.labels[best] if p_char[best] >= min_confidence else "?"
+        results.append(CharResult(label, float(p_char[best]), char.box, char.line, char.crop, p))
         lines.setdefault(char.line, []).append(label)
     text = "\n".join("".join(lines[k]) for k in sorted(lines))
     t3 = clock()

@@ -7,6 +7,7 @@ Pure functions (numpy + OpenCV), no I/O. Each character comes out as the exact 2
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -325,7 +326,10 @@ def order_lines(boxes: list[Box]) -> list[list[int]]:
 
 
 def find_characters(
-    image: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC, ink: str = "auto"
+    image: np.ndarray,
+    spec: PreprocessSpec = DEFAULT_SPEC,
+    ink: str = "auto",
+    several: Callable[[np.ndarray], bool] | None = None,
 ) -> list[Character]:
     """Segment every character in a frame and bring each to the model's input format.
 
@@ -333,6 +337,9 @@ def find_characters(
         image: BGR or grey frame (dark ink on paper, or light on dark).
         spec: the model's preprocessing spec.
         ink: "dark", "light" or "auto" (see `edge.preprocess.ink_is_dark`).
+        several: whether a blob's crop shows several characters (a model trained with a
+            several class); a blob too narrow to be split for its width is split when it
+            does, its crop kept as the whole.
 
     Returns:
         Characters in reading order (line by line, left to right); empty if there is no ink.
@@ -365,29 +372,35 @@ def find_characters(
     if not chars and groups:  # a single character filling the frame: keep the largest group
         box, members = max(groups, key=lambda g: g[0].w * g[0].h)
         chars = [(box, [kept[m] + 1 for m in members])]
-    pieces = []  # (box, own mask, group, (blob box, blob crop) when the blob was split)
+    pieces = []  # (box, own mask, group, (blob box, blob crop) when split, crop when made)
     for group, (box, members) in enumerate(chars):
         split = split_touching(labels, box, members)
-        whole = (None, None)
+        whole, crop = (None, None), None
         if len(split) > 1:
             blob = np.isin(labels[box.y : box.y + box.h, box.x : box.x + box.w], members)
             whole = (
                 box.scaled(scale),
                 character_crop(strokes, blob.astype(np.uint8) * 255, box, spec, grey, paper),
             )
-        pieces += [(piece_box, own, group, whole) for piece_box, own in split]
+        elif several is not None:
+            crop = character_crop(strokes, split[0][1], box, spec, grey, paper)
+            forced = split_touching(labels, box, members, force=True) if several(crop) else []
+            if len(forced) > 1:
+                split, whole, crop = forced, (box.scaled(scale), crop), None
+        pieces += [(piece_box, own, group, whole, crop) for piece_box, own in split]
     pieces = [p for p in pieces if p[0].w <= MAX_ASPECT * p[0].h]
     out = []
     for line_no, line in enumerate(order_lines([p[0] for p in pieces])):
         for k in line:
-            box, own, group, (whole_box, whole_crop) = pieces[k]
-            crop = character_crop(strokes, own, box, spec, grey, paper)
+            box, own, group, (whole_box, whole_crop), crop = pieces[k]
+            if crop is None:
+                crop = character_crop(strokes, own, box, spec, grey, paper)
             out.append(Character(box.scaled(scale), line_no, crop, group, whole_box, whole_crop))
     return out
 
 
 def split_touching(
-    labels: np.ndarray, box: Box, members: list[int]
+    labels: np.ndarray, box: Box, members: list[int], force: bool = False
 ) -> list[tuple[Box, np.ndarray]]:
     """Split a blob wider than one character could be into characters, at the thinnest columns.
 
@@ -395,7 +408,8 @@ def split_touching(
     CHAR_ASPECT 0.8), so a wider blob may be characters that touch: it is cut into
     round(aspect / CHAR_ASPECT) parts, each cut at the column with the least ink within a
     quarter of a part of where it would fall with equal widths. If a piece is much shorter
-    than the blob, the blob is kept whole.
+    than the blob, the blob is kept whole. `force`: split whatever the width (into at least
+    two parts), for a blob the model reads as several characters.
 
     Returns:
         (tight box, 0/255 mask of that box) per character.
@@ -403,7 +417,7 @@ def split_touching(
     window = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
     own = np.isin(labels[window], members).astype(np.uint8) * 255
     aspect = box.w / max(1, box.h)
-    if aspect <= SPLIT_ASPECT:
+    if aspect <= SPLIT_ASPECT and not force:
         return [(box, own)]
     parts = max(2, round(aspect / CHAR_ASPECT))
     profile = np.count_nonzero(own, axis=0)

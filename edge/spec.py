@@ -15,6 +15,9 @@ from edge.errors import SidecarError
 
 PREPROCESS_VERSION = 1
 SCHEMA_VERSION = 1
+# The label of a class trained on touching characters (`train-host train --several`): a
+# reader splits a blob the model reads as this, and never prints it.
+SEVERAL_LABEL = "<several>"
 REQUIRED_KEYS = ("schema_version", "labels", "input", "output", "preprocess", "dataset", "sha256")
 TENSOR_KEYS = ("shape", "dtype", "scale", "zero_point")
 PREPROCESS_CHOICES = {

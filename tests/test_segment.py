@@ -469,6 +469,22 @@ def test_touching_characters_are_split(mnist_digits, golden_model):
     assert read[0] == truth[0] and all(1 <= len(r) <= 2 for r in read), (read, truth)
 
 
+def test_a_narrow_blob_read_as_several_characters_is_split(mnist_digits):
+    """Squeezed to under SPLIT_ASPECT, a touching pair is one character by its width; a model
+    that reads its crop as several characters has it split, the blob kept as the whole."""
+    images, _ = mnist_digits
+    page = touching_pair(images[2], images[7])
+    page = cv2.resize(page, (page.shape[1] * 11 // 20, page.shape[0]), interpolation=cv2.INTER_AREA)
+    (blob,) = find_characters(page)
+    assert blob.whole is None and blob.box.w <= 1.1 * blob.box.h
+    seen = []
+    chars = find_characters(page, several=lambda crop: seen.append(crop) or True)
+    assert len(chars) == 2 and chars[0].group == chars[1].group
+    assert np.array_equal(chars[0].whole, blob.crop) and np.array_equal(seen[0], blob.crop)
+    assert all(c.whole_box == blob.box for c in chars)
+    assert len(find_characters(page, several=lambda crop: False)) == 1
+
+
 def test_a_wide_single_character_stays_whole(golden_model):
     page = np.full((240, 400), 225, np.uint8)
     cv2.ellipse(page, (200, 120), (110, 60), 0, 0, 360, 30, 14)  # a flat 0, aspect 1.8
@@ -479,10 +495,20 @@ def test_a_wide_single_character_stays_whole(golden_model):
 def test_a_tie_between_blob_and_pieces_goes_to_the_pieces_only_for_a_wide_blob():
     """int8 softmax saturates at 255/256, so blob and pieces often tie: the blob's width decides."""
     top = 255 / 256
-    assert pieces_win(top, top, Box(0, 0, 150, 100))  # wider than 99% of MNIST digits
-    assert not pieces_win(top, top, Box(0, 0, 120, 100))  # a wide 0 or 2 is that wide
-    assert pieces_win(0.8, 0.9, Box(0, 0, 120, 100))  # surer of every piece
-    assert not pieces_win(0.95, 0.9, Box(0, 0, 300, 100))  # surer of the blob
+
+    def blob(p: float) -> np.ndarray:
+        return np.array([p, 1 - p, 0.0])
+
+    assert pieces_win(blob(top), top, Box(0, 0, 150, 100), None)  # wider than 99% of MNIST
+    assert not pieces_win(blob(top), top, Box(0, 0, 120, 100), None)  # a wide 0 or 2 is that wide
+    assert pieces_win(blob(0.8), 0.9, Box(0, 0, 120, 100), None)  # surer of every piece
+    assert not pieces_win(blob(0.95), 0.9, Box(0, 0, 300, 100), None)  # surer of the blob
+
+
+def test_a_blob_read_as_several_characters_goes_to_its_pieces():
+    several = np.array([0.01, 0.0, 0.99])  # a model whose class 2 is "several characters"
+    assert pieces_win(several, 0.6, Box(0, 0, 100, 100), 2)
+    assert not pieces_win(np.array([0.99, 0.0, 0.01]), 0.6, Box(0, 0, 100, 100), 2)
 
 
 def test_squared_paper_found_in_one_search_is_what_a_widened_search_finds():

@@ -66,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="also vary pen width, blur and noise as a camera path does",
     )
     train.add_argument(
+        "--several",
+        type=float,
+        default=None,
+        help="add a class of touching characters (2-3 of the split's own, written "
+        "overlapping), this fraction of the split's size (e.g. 0.1), so `edge` splits blobs "
+        "the model reads as several characters",
+    )
+    train.add_argument(
         "--out", type=Path, default=None, help="run folder (default artifacts/DATASET-MODEL)"
     )
 
@@ -183,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(args: argparse.Namespace) -> int:
     from train_host.train import TrainConfig, train, with_overrides
 
+    if args.several is not None and not 0.0 <= args.several <= 1.0:
+        raise EdgeError(
+            f"--several {args.several}: give a fraction of the split from 0 to 1, e.g. 0.1"
+        )
     config = with_overrides(
         TrainConfig(
             dataset=args.dataset,
@@ -198,6 +210,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         pca_components=args.pca_components,
         width=args.width,
+        several=args.several,
     )
     out = args.out or Path("artifacts") / f"{config.dataset}-{config.model}"
     print(

@@ -12,7 +12,9 @@ import numpy as np
 
 from edge.atomic import atomic_write_bytes
 from edge.preprocess import PreprocessSpec, to_model_input
+from edge.spec import SEVERAL_LABEL
 from train_host.data import load_dataset, train_val_split
+from train_host.several import several_characters
 
 # Epochs when the config does not say, by (dataset, model): the bundled set is tiny, MNIST large.
 DEFAULT_EPOCHS = {
@@ -42,6 +44,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     augment: bool = True
     camera_augment: bool = False
+    several: float = 0.0  # composites of touching characters added, as a fraction of the split
     pca_components: int = 64
     hidden: tuple[int, ...] = (256, 128)
     width: int = 16
@@ -153,6 +156,30 @@ def balanced_class_weights(labels: np.ndarray) -> dict[int, float]:
     return {int(c): float(len(labels) / (len(present) * counts[c])) for c in present}
 
 
+def with_several_class(split, fraction: float, seed: int):
+    """(images, labels) of a split with `fraction` x its size composites of its own
+    characters written touching added as one more class (`train_host.several`)."""
+    count = round(fraction * len(split.labels))
+    if count == 0:
+        return split.images, split.labels
+    extra = several_characters(split.images, count, seed)
+    labels = np.full(count, len(split.classes), split.labels.dtype)
+    return np.concatenate([split.images, extra]), np.concatenate([split.labels, labels])
+
+
+def several_validation(model, val_split, config: TrainConfig) -> float | None:
+    """The share of validation composites (`with_several_class`, from validation characters)
+    the model reads as several characters; None without that class."""
+    if config.several <= 0:
+        return None
+    count = max(1, round(config.several * len(val_split.labels)))
+    x = to_model_input(
+        several_characters(val_split.images, count, config.seed + 1), config.preprocess
+    )
+    predicted = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=1)
+    return float(np.mean(predicted == len(val_split.classes)))
+
+
 def train(config: TrainConfig, out_dir: str | Path, verbose: int = 2) -> dict:
     """Train a model and write `model.keras` and `train.json` to `out_dir`.
 
@@ -171,9 +198,12 @@ def train(config: TrainConfig, out_dir: str | Path, verbose: int = 2) -> dict:
     seed_everything(config.seed)
     full = load_dataset(config.dataset, config.train_split)
     train_split, val_split = train_val_split(full, config.val_fraction, config.seed)
-    x_tr = to_model_input(train_split.images, config.preprocess)
-    x_val = to_model_input(val_split.images, config.preprocess)
-    num_classes = len(full.classes)
+    # the best epoch is chosen on the characters alone: the task the class only serves
+    images_tr, y_tr = with_several_class(train_split, config.several, config.seed)
+    x_tr = to_model_input(images_tr, config.preprocess)
+    x_val, y_val = to_model_input(val_split.images, config.preprocess), val_split.labels
+    classes = list(full.classes) + ([SEVERAL_LABEL] if config.several > 0 else [])
+    num_classes = len(classes)
     model = build_for_config(config, num_classes, x_tr)
     epochs = config.resolved_epochs()
     steps = epochs * int(np.ceil(len(x_tr) / config.batch_size))
@@ -188,33 +218,35 @@ def train(config: TrainConfig, out_dir: str | Path, verbose: int = 2) -> dict:
     )
     start = time.perf_counter()
     history = model.fit(
-        make_dataset(x_tr, train_split.labels, config, True),
+        make_dataset(x_tr, y_tr, config, True),
         epochs=epochs,
-        validation_data=make_dataset(x_val, val_split.labels, config, False),
+        validation_data=make_dataset(x_val, y_val, config, False),
         callbacks=[best],
-        class_weight=balanced_class_weights(train_split.labels) if config.balance_classes else None,
+        class_weight=balanced_class_weights(y_tr) if config.balance_classes else None,
         shuffle=False,  # the tf.data pipeline shuffles, seeded
         verbose=verbose,
     )
     seconds = time.perf_counter() - start
-    _, val_acc = model.evaluate(x_val, val_split.labels, batch_size=256, verbose=0)
+    _, val_acc = model.evaluate(x_val, y_val, batch_size=256, verbose=0)
+    several_found = several_validation(model, val_split, config)
     record = {
         "config": asdict(config),
-        "classes": list(full.classes),
+        "classes": classes,
         "num_classes": num_classes,
         "model_options": config.model_options(),
         "params": int(model.count_params()),
         "epochs_run": len(history.history["loss"]),
         "best_epoch": int(np.argmax(history.history["val_accuracy"])) + 1,
         "val_accuracy": float(val_acc),
+        "several_val_accuracy": several_found,
         "train_seconds": round(seconds, 1),
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
         "data": {
             "dataset": config.dataset,
             "train_split": config.train_split,
             "train_sha256": full.sha256,
-            "train_size": len(train_split.labels),
-            "val_size": len(val_split.labels),
+            "train_size": len(y_tr),
+            "val_size": len(y_val),
         },
         "threads": os.cpu_count(),
     }
