@@ -170,13 +170,28 @@ def character_probabilities(p: np.ndarray, several: int | None) -> np.ndarray:
     return chars / total if total > 0 else chars
 
 
-def reads_several(clf: Classifier):
-    """A test of a crop for `find_characters`: does the model read it as several characters?
-    None when the model has no such class."""
+class SeveralTest:
+    """`find_characters`' test of a blob's crop: does the model read it as several characters?
+    It keeps each crop's probabilities, so the reading does not classify that crop again."""
+
+    def __init__(self, clf: Classifier, several: int):
+        self.clf, self.several, self.seen = clf, several, {}
+
+    def __call__(self, crop: np.ndarray) -> bool:
+        p = self.clf.predict(crop)
+        self.seen[id(crop)] = (crop, p)
+        return int(np.argmax(p)) == self.several
+
+    def probabilities(self, crop: np.ndarray) -> np.ndarray:
+        """The model's probabilities for a crop, from the test when it saw this very crop."""
+        hit = self.seen.get(id(crop))
+        return hit[1] if hit is not None and hit[0] is crop else self.clf.predict(crop)
+
+
+def reads_several(clf: Classifier) -> SeveralTest | None:
+    """The several test for this model, or None when it has no several class."""
     several = several_index(clf)
-    if several is None:
-        return None
-    return lambda crop: int(np.argmax(clf.predict(crop))) == several
+    return None if several is None else SeveralTest(clf, several)
 
 
 def read_frame(
@@ -201,18 +216,21 @@ def read_frame(
             sheet in each frame) or None. Boxes are always in frame coordinates.
 
     Returns:
-        The Reading.
+        The Reading. With a several-characters model the blobs too narrow to split for their
+        width are classified during segmentation (their time counts as preprocess), once.
     """
     clock = time.perf_counter
     t0 = clock()
     view, page = page_view(image, page)
     region, roi = crop_roi(view, roi)
-    found = find_characters(region, clf.spec.preprocess, ink, reads_several(clf))
+    several_test = reads_several(clf)
+    found = find_characters(region, clf.spec.preprocess, ink, several_test)
     chars = [_shift(c, roi) for c in found]
     if page is not None:
         chars = [_unwarp(c, page) for c in chars]
     t1 = clock()
-    probs = [clf.predict(c.crop) for c in chars]
+    predict = several_test.probabilities if several_test is not None else clf.predict
+    probs = [predict(c.crop) for c in chars]
     chars, probs = keep_surer_reading(chars, probs, clf)
     t2 = clock()
     results, lines, several = [], {}, several_index(clf)

@@ -75,3 +75,19 @@ def test_train_rejects_a_negative_several(tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "--several" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_several_test_classifies_each_crop_once(golden_model):
+    from edge.interpreter import Classifier
+    from edge.pipeline import SeveralTest
+
+    clf = Classifier(golden_model)
+    calls, predict = [], clf.predict
+    clf.predict = lambda crop: calls.append(1) or predict(crop)
+    test = SeveralTest(clf, 3)
+    crop = np.zeros((28, 28), np.uint8)
+    crop[6:22, 12:16] = 255
+    test(crop)
+    assert np.array_equal(test.probabilities(crop), predict(crop)) and len(calls) == 1
+    test.probabilities(crop.copy())  # another array: classified anew
+    assert len(calls) == 2
