@@ -414,6 +414,13 @@ def keep_character_components(mask: np.ndarray, min_fraction: float = 0.05) -> n
     return np.where(np.isin(labels, np.flatnonzero(keep) + 1), 255, 0).astype(np.uint8)
 
 
+def stroke_growth(mask: np.ndarray, ratio: float = MNIST_STROKE_RATIO, width=None) -> int:
+    """Pixels to add to the strokes of a 0/255 glyph mask for them to be `ratio` of its
+    longer side wide (0 or less: wide enough). `width`: its stroke width, when known."""
+    width = stroke_width(mask) if width is None else width
+    return int(round(ratio * max(mask.shape) - width))
+
+
 def normalize_stroke_width(mask: np.ndarray, ratio: float = MNIST_STROKE_RATIO) -> np.ndarray:
     """Bring the strokes of a bilevel glyph to MNIST's stroke/size ratio.
 
@@ -431,7 +438,7 @@ def normalize_stroke_width(mask: np.ndarray, ratio: float = MNIST_STROKE_RATIO) 
     """
     target = ratio * max(mask.shape)
     width = stroke_width(mask)
-    grow = int(round(target - width))
+    grow = stroke_growth(mask, ratio, width)
     if grow >= 1:
         padded = cv2.copyMakeBorder(mask, grow, grow, grow, grow, cv2.BORDER_CONSTANT, value=0)
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow + 1, grow + 1))

@@ -8,7 +8,10 @@ takes the blob's pieces (`edge.pipeline`). The composites are made in the data s
 format from the split being trained on (training composites from training characters,
 validation ones from validation characters): neighbours abut or overlap by up to
 MAX_OVERLAP of a height, sit up to VERTICAL_JITTER of a height above or below each other
-and differ in size by up to SIZE_JITTER, then the whole is fitted into the 20x20 box and
+and differ in size by up to SIZE_JITTER. The camera path brings a blob's strokes to MNIST's
+width for the blob's longer side (`edge.preprocess.normalize_stroke_width`), so a crop of
+two touching digits has strokes about twice as thick for their height as one digit's; the
+composites are thickened the same way (a grey dilation), then fitted into the 20x20 box and
 centred by mass in 28x28, as MNIST made each digit.
 """
 
@@ -17,7 +20,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.preprocess import PreprocessSpec, fit_into_box, ink_bounding_box, place_in_canvas
+from edge.preprocess import (
+    PreprocessSpec,
+    fit_into_box,
+    ink_bounding_box,
+    place_in_canvas,
+    stroke_growth,
+)
 
 THREE_FRACTION = 0.25  # composites of three characters; the others have two
 MAX_OVERLAP = 0.25  # how far a character's ink may reach into its neighbour's, in heights
@@ -60,6 +69,17 @@ def touching_strip(glyphs: list[np.ndarray], rng: np.random.Generator) -> np.nda
     return canvas
 
 
+def camera_stroke_width(strip: np.ndarray) -> np.ndarray:
+    """Grey strokes thickened as the camera path thickens a blob's (see the module's doc)."""
+    grow = stroke_growth(cv2.threshold(strip, 127, 255, cv2.THRESH_BINARY)[1])
+    if grow < 1:
+        return strip
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow + 1, grow + 1))
+    return cv2.dilate(
+        cv2.copyMakeBorder(strip, grow, grow, grow, grow, cv2.BORDER_CONSTANT), kernel
+    )
+
+
 def several_characters(
     images: np.ndarray, count: int, seed: int, spec: PreprocessSpec | None = None
 ) -> np.ndarray:
@@ -72,6 +92,6 @@ def several_characters(
     for k in range(count):
         n = 3 if rng.random() < THREE_FRACTION else 2
         glyphs = [_ink(images[i], rng) for i in rng.choice(len(images), n, replace=False)]
-        glyph = fit_into_box(touching_strip(glyphs, rng), spec.box)
+        glyph = fit_into_box(camera_stroke_width(touching_strip(glyphs, rng)), spec.box)
         out[k] = place_in_canvas(glyph, spec.size, spec.center_of_mass)
     return out
