@@ -90,14 +90,23 @@ def _bench_sweep(args: argparse.Namespace) -> list:
 def _bench_photos(args: argparse.Namespace) -> list:
     """Read a folder of labelled photos through the full camera path with every model."""
     from edge.camera_bench import bench_photos
+    from edge.commands import load_splitter
     from edge.interpreter import Classifier
 
     results = []
     for model in args.models:
         _log(f"reading {args.photos} with {model} ...")
         clf = Classifier(model, num_threads=args.threads, xnnpack=args.xnnpack)
+        splitter = load_splitter(args, clf)
         results.append(
-            bench_photos(clf, args.photos, args.min_confidence, ink=args.ink, page=args.page)
+            bench_photos(
+                clf,
+                args.photos,
+                args.min_confidence,
+                ink=args.ink,
+                page=args.page,
+                splitter=splitter,
+            )
         )
     return results
 
@@ -105,13 +114,17 @@ def _bench_photos(args: argparse.Namespace) -> list:
 def _bench_frames(args: argparse.Namespace) -> list:
     """Per-stage timing of the full camera path on recorded frames, for every model."""
     from edge.camera_bench import bench_frames
+    from edge.commands import load_splitter
     from edge.interpreter import Classifier
 
     results = []
     for model in args.models:
         _log(f"timing the camera path on {args.frames} with {model} ({args.passes} passes) ...")
         clf = Classifier(model, num_threads=args.threads, xnnpack=args.xnnpack)
-        results.append(bench_frames(clf, args.frames, args.passes, args.ink, page=args.page))
+        splitter = load_splitter(args, clf)
+        results.append(
+            bench_frames(clf, args.frames, args.passes, args.ink, page=args.page, splitter=splitter)
+        )
     return results
 
 

@@ -72,6 +72,7 @@ def bench_photos(
     read_image=None,
     ink: str = "auto",
     page=None,
+    splitter: Classifier | None = None,
 ) -> PhotoBench:
     """Read every labelled photo of a folder through the full camera path and score it.
 
@@ -84,6 +85,7 @@ def bench_photos(
         read_image: image reader (path -> BGR array).
         ink: "dark", "light" or "auto" (see `edge.preprocess.ink_is_dark`).
         page: perspective correction (see `edge.pipeline.read_frame`).
+        splitter: a model that decides which blobs to split (see `edge.pipeline.read_frame`).
 
     Returns:
         The PhotoBench with one PhotoResult per photo.
@@ -95,7 +97,8 @@ def bench_photos(
     folder = Path(folder)
     results = []
     for name, label in read_labels(folder):
-        reading = read_frame(read_image(folder / name), clf, min_confidence, ink=ink, page=page)
+        image = read_image(folder / name)
+        reading = read_frame(image, clf, min_confidence, ink=ink, page=page, splitter=splitter)
         text = reading.text.replace("\n", "")
         results.append(
             PhotoResult(
@@ -161,6 +164,7 @@ def bench_frames(
     ink: str = "auto",
     min_confidence: float = 0.0,
     page=None,
+    splitter: Classifier | None = None,
 ) -> FrameBench:
     """Time every stage of the camera path on recorded frames (a folder, glob or video), so
     the figure is reproducible: `passes` passes over the frames, the first one untimed (file
@@ -176,7 +180,10 @@ def bench_frames(
     for index in range(max(1, passes)):
         with open_source(source) as frames_source:
             pass_timings = [
-                r.timing for _, r in run(frames_source, clf, min_confidence, ink=ink, page=page)
+                r.timing
+                for _, r in run(
+                    frames_source, clf, min_confidence, ink=ink, page=page, splitter=splitter
+                )
             ]
         frames = len(pass_timings)
         if index > 0 or passes == 1:

@@ -65,7 +65,19 @@ def _jsonable(value):
     return value
 
 
-def _classify_one(clf, path: Path, args: argparse.Namespace) -> dict:
+def load_splitter(args: argparse.Namespace, clf):
+    """The `--splitter` model, checked against the reader (None without the option)."""
+    from edge.interpreter import Classifier
+    from edge.pipeline import several_test
+
+    if getattr(args, "splitter", None) is None:
+        return None
+    splitter = Classifier(args.splitter, num_threads=getattr(args, "threads", None))
+    several_test(clf, splitter)  # a one-line error now rather than on the first frame
+    return splitter
+
+
+def _classify_one(clf, path: Path, args: argparse.Namespace, splitter=None) -> dict:
     """Read one image (as text, or as one character with --single) and print one line."""
     from edge.camera import read_image
     from edge.pipeline import read_frame
@@ -87,7 +99,13 @@ def _classify_one(clf, path: Path, args: argparse.Namespace) -> dict:
             text = chars[0]["label"]
         else:
             reading = read_frame(
-                image, clf, args.min_confidence, ink=args.ink, roi=args.roi, page=args.page
+                image,
+                clf,
+                args.min_confidence,
+                ink=args.ink,
+                roi=args.roi,
+                page=args.page,
+                splitter=splitter,
             )
             text = reading.text
             chars = [
@@ -127,7 +145,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from edge.interpreter import Classifier
 
     clf = Classifier(args.model, num_threads=args.threads)
-    records = [_classify_one(clf, path, args) for path in _collect_images(args.images)]
+    splitter = load_splitter(args, clf)
+    records = [_classify_one(clf, path, args, splitter) for path in _collect_images(args.images)]
     if args.json:
         write_output(
             args.json, json.dumps({"model": str(args.model), "predictions": records}, indent=2)

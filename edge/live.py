@@ -30,16 +30,25 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     from edge.camera import open_source
     from edge.camera_bench import stage_summary
+    from edge.commands import load_splitter
     from edge.interpreter import Classifier
     from edge.pipeline import run
 
     clf = Classifier(args.model, num_threads=args.threads)
+    splitter = load_splitter(args, clf)
     writer = _FrameWriter(args.save_dir, args.show, args.save_video)
     timings, last, start = [], None, time.perf_counter()
     try:
         with open_source(args.source, **({"loop": True} if args.loop else {})) as source:
             for frame, reading in run(
-                source, clf, args.min_confidence, args.frames, args.ink, args.roi, args.page
+                source,
+                clf,
+                args.min_confidence,
+                args.frames,
+                args.ink,
+                args.roi,
+                args.page,
+                splitter,
             ):
                 timings.append(reading.timing)
                 last = reading

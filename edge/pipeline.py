@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from edge.errors import ModelError
 from edge.interpreter import Classifier
 from edge.page import Page, find_page
 from edge.segment import SEVERAL_ASPECT, Box, find_characters
@@ -107,20 +108,20 @@ def several_index(clf: Classifier) -> int | None:
     return labels.index(SEVERAL_LABEL) if SEVERAL_LABEL in labels else None
 
 
-def pieces_win(whole: np.ndarray, least_sure_piece: float, blob: Box, several: int | None) -> bool:
+def pieces_win(top: float, least_sure_piece: float, blob: Box, read_as_several: bool) -> bool:
     """Whether a blob split as touching characters is read as its pieces.
 
-    With a several class (`several`: its index), when the model reads the blob as several
-    characters and every piece as a character at least as surely as a reading is accepted
-    (DEFAULT_MIN_CONFIDENCE; a loop of an 8 cut off reads as nothing much). Else, when the
-    model is surer of every piece than of the blob as one character, or as sure and the blob
-    is wider than nearly every single character (SEVERAL_ASPECT): an int8 classifier's top
-    probability saturates at 255/256, so a tie is common, and the blob's width breaks it.
-    `least_sure_piece`: the least top character probability of the pieces.
+    When a model with a several-characters class reads the blob as several
+    (`read_as_several`), if every piece reads as a character at least as surely as a reading
+    is accepted (DEFAULT_MIN_CONFIDENCE; a loop of an 8 cut off reads as nothing much). Else,
+    when the classifier is surer of every piece than of the blob as one character (`top`:
+    the blob's top character probability), or as sure and the blob is wider than nearly every
+    single character (SEVERAL_ASPECT): an int8 classifier's top probability saturates at
+    255/256, so a tie is common, and the blob's width breaks it. `least_sure_piece`: the
+    least top character probability of the pieces.
     """
-    if several is not None and int(np.argmax(whole)) == several:
+    if read_as_several:
         return least_sure_piece >= DEFAULT_MIN_CONFIDENCE
-    top = float(whole.max())
     wide = blob.w > SEVERAL_ASPECT * blob.h
     return least_sure_piece > top or (least_sure_piece == top and wide)
 
@@ -130,9 +131,12 @@ def top_character_probability(p: np.ndarray, several: int | None) -> float:
     return float(np.delete(p, several).max()) if several is not None else float(p.max())
 
 
-def keep_surer_reading(chars: list, probs: list, clf: Classifier) -> tuple[list, list]:
+def keep_surer_reading(
+    chars: list, probs: list, clf: Classifier, judge: SeveralTest | None = None
+) -> tuple[list, list]:
     """For each blob split as touching characters, keep the pieces where they win (see
-    `pieces_win`); else read the blob whole.
+    `pieces_win`; `judge`: the several test, when a model has the class); else read the
+    blob whole.
 
     Returns:
         (characters, probabilities), pieces replaced by their blob where it won.
@@ -145,9 +149,11 @@ def keep_surer_reading(chars: list, probs: list, clf: Classifier) -> tuple[list,
     drop, whole_at = set(), {}
     for members in pieces.values():
         first = chars[members[0]]
-        p_whole = clf.predict(first.whole)
+        p_whole = judge.probabilities(first.whole) if judge else clf.predict(first.whole)
+        top = top_character_probability(p_whole, several)
         least_sure = min(top_character_probability(probs[i], several) for i in members)
-        if not pieces_win(p_whole, least_sure, first.whole_box, several):
+        read_as_several = judge is not None and judge(first.whole)
+        if not pieces_win(top, least_sure, first.whole_box, read_as_several):
             drop.update(members[1:])
             whole_at[members[0]] = (replace(first, box=first.whole_box, crop=first.whole), p_whole)
     kept = [
@@ -171,27 +177,50 @@ def character_probabilities(p: np.ndarray, several: int | None) -> np.ndarray:
 
 
 class SeveralTest:
-    """`find_characters`' test of a blob's crop: does the model read it as several characters?
-    It keeps each crop's probabilities, so the reading does not classify that crop again."""
+    """Does a model with a several-characters class (the reader itself, or a separate
+    splitter) read a blob's crop as several characters? `find_characters` splits such
+    blobs. It keeps each crop's probabilities, so a crop is classified once by each model."""
 
-    def __init__(self, clf: Classifier, several: int):
-        self.clf, self.several, self.seen = clf, several, {}
+    def __init__(self, judge: Classifier, several: int, reader: Classifier):
+        self.judge, self.several, self.reader = judge, several, reader
+        self.seen: dict[int, tuple] = {}
+
+    def _predict(self, clf: Classifier, crop: np.ndarray) -> np.ndarray:
+        key = (id(clf), id(crop))
+        hit = self.seen.get(key)
+        if hit is None or hit[0] is not crop:
+            hit = self.seen[key] = (crop, clf.predict(crop))
+        return hit[1]
 
     def __call__(self, crop: np.ndarray) -> bool:
-        p = self.clf.predict(crop)
-        self.seen[id(crop)] = (crop, p)
-        return int(np.argmax(p)) == self.several
+        return int(np.argmax(self._predict(self.judge, crop))) == self.several
 
     def probabilities(self, crop: np.ndarray) -> np.ndarray:
-        """The model's probabilities for a crop, from the test when it saw this very crop."""
-        hit = self.seen.get(id(crop))
-        return hit[1] if hit is not None and hit[0] is crop else self.clf.predict(crop)
+        """The reader's probabilities for a crop (classified once)."""
+        return self._predict(self.reader, crop)
 
 
-def reads_several(clf: Classifier) -> SeveralTest | None:
-    """The several test for this model, or None when it has no several class."""
-    several = several_index(clf)
-    return None if several is None else SeveralTest(clf, several)
+def several_test(clf: Classifier, splitter: Classifier | None = None) -> SeveralTest | None:
+    """The several test of a reading: by `splitter` (a model trained with `--several`) when
+    given, else by the reader itself when it has the class; None when neither has it.
+
+    Raises:
+        ModelError: the splitter has no several class, or takes other input than the reader.
+    """
+    judge = splitter or clf
+    several = several_index(judge)
+    if splitter is not None:
+        if several is None:
+            raise ModelError(
+                f"{splitter.model_path} has no {SEVERAL_LABEL} class to split with: train it "
+                "with `train-host train --several 0.1`"
+            )
+        if splitter.spec.preprocess != clf.spec.preprocess:
+            raise ModelError(
+                f"{splitter.model_path} takes other input than {clf.model_path} (preprocess "
+                "in their sidecars): use a splitter trained on the reader's data set"
+            )
+    return None if several is None else SeveralTest(judge, several, clf)
 
 
 def read_frame(
@@ -202,6 +231,7 @@ def read_frame(
     ink: str = "auto",
     roi: Box | None = None,
     page: Page | str | None = None,
+    splitter: Classifier | None = None,
 ) -> Reading:
     """Segment, classify and assemble the text of one frame.
 
@@ -214,6 +244,8 @@ def read_frame(
         roi: read only this region of the frame, or of the rectified page when there is one.
         page: correct the page's perspective first: a Page (fixed corners), "auto" (find the
             sheet in each frame) or None. Boxes are always in frame coordinates.
+        splitter: a model with a several-characters class (`train-host train --several`)
+            that decides which blobs are touching characters to split; `clf` reads them.
 
     Returns:
         The Reading. With a several-characters model the blobs too narrow to split for their
@@ -223,15 +255,15 @@ def read_frame(
     t0 = clock()
     view, page = page_view(image, page)
     region, roi = crop_roi(view, roi)
-    several_test = reads_several(clf)
-    found = find_characters(region, clf.spec.preprocess, ink, several_test)
+    judge = several_test(clf, splitter)
+    found = find_characters(region, clf.spec.preprocess, ink, judge)
     chars = [_shift(c, roi) for c in found]
     if page is not None:
         chars = [_unwarp(c, page) for c in chars]
     t1 = clock()
-    predict = several_test.probabilities if several_test is not None else clf.predict
+    predict = judge.probabilities if judge is not None else clf.predict
     probs = [predict(c.crop) for c in chars]
-    chars, probs = keep_surer_reading(chars, probs, clf)
+    chars, probs = keep_surer_reading(chars, probs, clf, judge)
     t2 = clock()
     results, lines, several = [], {}, several_index(clf)
     for char, p in zip(chars, probs, strict=True):
@@ -254,6 +286,7 @@ def run(
     ink: str = "auto",
     roi: Box | None = None,
     page: Page | str | None = None,
+    splitter: Classifier | None = None,
 ) -> Iterator[tuple[object, Reading]]:
     """Read frames from a source until it ends (or `max_frames`), yielding (frame, reading).
 
@@ -262,12 +295,15 @@ def run(
         clf: the loaded classifier.
         min_confidence: see `read_frame`.
         max_frames: stop after this many frames (None: until the source ends).
-        ink, roi, page: see `read_frame`.
+        ink, roi, page, splitter: see `read_frame`.
     """
     count = 0
     while max_frames is None or count < max_frames:
         frame = source.read()
         if frame is None:
             return
-        yield frame, read_frame(frame.image, clf, min_confidence, frame.capture_ms, ink, roi, page)
+        reading = read_frame(
+            frame.image, clf, min_confidence, frame.capture_ms, ink, roi, page, splitter
+        )
+        yield frame, reading
         count += 1

@@ -495,20 +495,15 @@ def test_a_wide_single_character_stays_whole(golden_model):
 def test_a_tie_between_blob_and_pieces_goes_to_the_pieces_only_for_a_wide_blob():
     """int8 softmax saturates at 255/256, so blob and pieces often tie: the blob's width decides."""
     top = 255 / 256
-
-    def blob(p: float) -> np.ndarray:
-        return np.array([p, 1 - p, 0.0])
-
-    assert pieces_win(blob(top), top, Box(0, 0, 150, 100), None)  # wider than 99% of MNIST
-    assert not pieces_win(blob(top), top, Box(0, 0, 120, 100), None)  # a wide 0 or 2 is that wide
-    assert pieces_win(blob(0.8), 0.9, Box(0, 0, 120, 100), None)  # surer of every piece
-    assert not pieces_win(blob(0.95), 0.9, Box(0, 0, 300, 100), None)  # surer of the blob
+    assert pieces_win(top, top, Box(0, 0, 150, 100), False)  # wider than 99% of MNIST digits
+    assert not pieces_win(top, top, Box(0, 0, 120, 100), False)  # a wide 0 or 2 is that wide
+    assert pieces_win(0.8, 0.9, Box(0, 0, 120, 100), False)  # surer of every piece
+    assert not pieces_win(0.95, 0.9, Box(0, 0, 300, 100), False)  # surer of the blob
 
 
-def test_a_blob_read_as_several_characters_goes_to_its_pieces():
-    several = np.array([0.01, 0.0, 0.99])  # a model whose class 2 is "several characters"
-    assert pieces_win(several, 0.6, Box(0, 0, 100, 100), 2)
-    assert not pieces_win(np.array([0.99, 0.0, 0.01]), 0.6, Box(0, 0, 100, 100), 2)
+def test_a_blob_read_as_several_characters_goes_to_its_readable_pieces():
+    assert pieces_win(0.99, 0.6, Box(0, 0, 100, 100), True)
+    assert not pieces_win(0.99, 0.3, Box(0, 0, 100, 100), True)  # a piece reads as nothing
 
 
 def test_squared_paper_found_in_one_search_is_what_a_widened_search_finds():

@@ -42,7 +42,7 @@ def test_touching_strip_lets_each_character_keep_half_its_columns():
 
 
 @pytest.mark.host
-def test_train_with_several_adds_the_class_and_the_reader_never_prints_it(tmp_path):
+def test_train_with_several_adds_the_class_and_the_reader_never_prints_it(tmp_path, golden_model):
     pytest.importorskip("tensorflow")
     import cv2
 
@@ -65,6 +65,9 @@ def test_train_with_several_adds_the_class_and_the_reader_never_prints_it(tmp_pa
     reading = read_frame(page, clf, 0.0)
     assert SEVERAL_LABEL not in reading.text and reading.chars
     assert all(c.label != SEVERAL_LABEL for c in reading.chars)
+    # as the splitter of a plain reader
+    split = read_frame(page, Classifier(golden_model), 0.0, splitter=clf)
+    assert split.chars and SEVERAL_LABEL not in split.text
 
 
 def test_train_rejects_a_negative_several(tmp_path, capsys):
@@ -77,17 +80,40 @@ def test_train_rejects_a_negative_several(tmp_path, capsys):
     assert "--several" in err and len(err.strip().splitlines()) == 1
 
 
-def test_the_several_test_classifies_each_crop_once(golden_model):
+def test_the_several_test_classifies_each_crop_once_by_each_model(golden_model):
     from edge.interpreter import Classifier
     from edge.pipeline import SeveralTest
 
-    clf = Classifier(golden_model)
-    calls, predict = [], clf.predict
-    clf.predict = lambda crop: calls.append(1) or predict(crop)
-    test = SeveralTest(clf, 3)
+    reader, judge = Classifier(golden_model), Classifier(golden_model)
+    calls = {"reader": 0, "judge": 0}
+    for name, clf in (("reader", reader), ("judge", judge)):
+        predict = clf.predict
+        clf.predict = lambda crop, name=name, predict=predict: (
+            calls.__setitem__(name, calls[name] + 1) or predict(crop)
+        )
     crop = np.zeros((28, 28), np.uint8)
     crop[6:22, 12:16] = 255
-    test(crop)
-    assert np.array_equal(test.probabilities(crop), predict(crop)) and len(calls) == 1
-    test.probabilities(crop.copy())  # another array: classified anew
-    assert len(calls) == 2
+    alone = SeveralTest(reader, 3, reader)  # the reader has the class itself
+    alone(crop)
+    alone.probabilities(crop)
+    assert calls == {"reader": 1, "judge": 0}
+    split = SeveralTest(judge, 3, reader)  # a separate splitter
+    split(crop)
+    split(crop)
+    split.probabilities(crop)
+    split.probabilities(crop.copy())  # another array: classified anew
+    assert calls == {"reader": 3, "judge": 1}
+
+
+def test_a_splitter_without_the_class_or_for_other_input_is_a_one_line_error(
+    golden_model, tmp_path, capsys
+):
+    from edge.cli import main
+
+    image = tmp_path / "page.png"
+    import cv2
+
+    cv2.imwrite(str(image), np.full((100, 100), 220, np.uint8))
+    assert main(["classify", str(golden_model), str(image), "--splitter", str(golden_model)]) == 2
+    err = capsys.readouterr().err
+    assert "--several" in err and len(err.strip().splitlines()) == 1
