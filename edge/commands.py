@@ -70,9 +70,9 @@ def load_splitter(args: argparse.Namespace, clf):
     from edge.interpreter import Classifier
     from edge.pipeline import several_test
 
-    if getattr(args, "splitter", None) is None:
+    if args.splitter is None:
         return None
-    splitter = Classifier(args.splitter, num_threads=getattr(args, "threads", None))
+    splitter = Classifier(args.splitter, num_threads=args.threads)
     several_test(clf, splitter)  # a one-line error now rather than on the first frame
     return splitter
 

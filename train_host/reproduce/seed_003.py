@@ -16,15 +16,16 @@ seed + 1, ...; the first repeats the best trial): their mean is the optimized fi
 averaged probabilities the ensemble. Pooling uses stride 1 and valid padding, as the paper
 states. `--models paper-best` (not part of the default run) trains the paper's best trial
 (PAPER_BEST) the same way and ensembles it: the paper's optimized and ensemble figures
-without the 200-trial search that found it. Not reproduced: the accuracy-vs-training-size curves (20 trainings per size) and
-the final 70/30 retraining "for deployment"; the export takes the single model best on
-validation.
+without the 200-trial search that found it. Not reproduced: the accuracy-vs-training-size
+curves (20 trainings per size) and the final 70/30 retraining "for deployment"; the export
+takes the single model best on validation.
 
 The study resumes (SQLite in the run folder, or --storage) and can be shared by processes
 running `--models search`; it records its protocol and refuses to mix in another one. Each
-finished baseline or optimized training is kept in `trainings/` (best weights and record), so
-a run stopped after some of its twenty trainings (7-9 minutes each on 2 cores) goes on from
-the next one; trainings are deterministic per seed, so the figures are those of one run.
+finished baseline, optimized or paper-best training is kept in `trainings/` (best weights
+and record), so a run stopped after some of its trainings (7-9 minutes each for the
+baseline on 2 cores, 15-35 for the paper's best trial) goes on from the next one; trainings
+are deterministic per seed, so the figures are those of one run.
 """
 
 from __future__ import annotations
