@@ -26,6 +26,7 @@ from edge.preprocess import (
     normalize_character,
     to_grey,
     uint8_median,
+    uint8_percentiles,
 )
 from edge.rules import (
     RULE_MIN_FRACTION,
@@ -71,6 +72,9 @@ PIECE_MIN_HEIGHT = 0.6
 # A hole in a character's mask is a hollow stroke's inside, not a loop, when its grey lies
 # within this fraction of the way from the character's ink to the paper around it.
 INK_HOLE = 0.25
+# A character's ink stands out from the paper at least this fraction as much as the
+# strongest character's of the frame (see `as_dark_as_the_writing`).
+INK_CONTRAST = 0.5
 # A blob up to this wide (about ten touching characters) is split; a wider one is a line.
 MAX_BLOB_ASPECT = 8.0
 
@@ -372,6 +376,7 @@ def find_characters(
     if not chars and groups:  # a single character filling the frame: keep the largest group
         box, members = max(groups, key=lambda g: g[0].w * g[0].h)
         chars = [(box, [kept[m] + 1 for m in members])]
+    chars = as_dark_as_the_writing(chars, labels, strokes)
     pieces = []  # (box, own mask, group, (blob box, blob crop) when split, crop when made)
     for group, (box, members) in enumerate(chars):
         split = split_touching(labels, box, members)
@@ -397,6 +402,33 @@ def find_characters(
                 crop = character_crop(strokes, own, box, spec, grey, paper)
             out.append(Character(box.scaled(scale), line_no, crop, group, whole_box, whole_crop))
     return out
+
+
+def as_dark_as_the_writing(
+    chars: list[tuple[Box, list[int]]], labels: np.ndarray, strokes: np.ndarray
+) -> list[tuple[Box, list[int]]]:
+    """The characters whose ink stands out from the paper at least INK_CONTRAST as much as
+    the writing's strongest does (the 90th percentile of the ink over its own pixels, the
+    middle of its strokes, above the paper's median).
+    The writing of one page shares a pen, and the reflectance image (see
+    `edge.preprocess.paper_reflectance_ink`) gives its ink one strength in shadow and in
+    light: blobs much fainter than the writing are paper texture or blotches that cleared
+    the noise floor, not characters."""
+    if len(chars) < 2:
+        return chars
+    paper = float(uint8_percentiles(np.ascontiguousarray(strokes[::4, ::4]), [50])[0])
+    contrast = []
+    for box, members in chars:
+        window = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
+        own = (
+            labels[window] == members[0] if len(members) == 1 else np.isin(labels[window], members)
+        )
+        ink = strokes[window][own]
+        contrast.append(
+            float(np.partition(ink, int(0.9 * (len(ink) - 1)))[int(0.9 * (len(ink) - 1))]) - paper
+        )
+    strongest = max(contrast)
+    return [c for c, k in zip(chars, contrast, strict=True) if k >= INK_CONTRAST * strongest]
 
 
 def split_touching(

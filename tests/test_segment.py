@@ -19,6 +19,7 @@ from edge.rules import (
 )
 from edge.segment import (
     Box,
+    as_dark_as_the_writing,
     attach_fragments,
     character_height,
     compact_height,
@@ -254,6 +255,23 @@ def test_specks_around_a_small_character_are_not_read(mnist_digits):
     assert len(chars) == 1
     box = chars[0].box  # the digit's ink: about 20/28 of its 34 px square
     assert box.x >= 400 and box.x + box.w <= 434 and box.y >= 300 and box.h >= 20
+
+
+def test_marks_much_fainter_than_the_writing_are_not_characters():
+    """Three blobs of a frame's reflectance ink image: two written (ink 220 on paper 10) and
+    one faint (70: texture that cleared the noise floor, writing showing through the sheet).
+    Only the written ones are characters; faint marks with nothing darker beside them stay."""
+    strokes = np.full((100, 300), 10, np.uint8)
+    labels = np.zeros((100, 300), np.uint16)
+    chars = []
+    for k, (x, level) in enumerate(((20, 220), (120, 220), (220, 70)), start=1):
+        strokes[30:70, x : x + 6] = level
+        labels[30:70, x : x + 6] = k
+        chars.append((Box(x, 30, 6, 40), [k]))
+    assert as_dark_as_the_writing(chars, labels, strokes) == chars[:2]
+    assert as_dark_as_the_writing(chars[2:], labels, strokes) == chars[2:]
+    strokes[30:70, 120:126] = 70  # every mark faint: they are the writing
+    assert as_dark_as_the_writing(chars[1:], labels, strokes) == chars[1:]
 
 
 def test_ink_cut_by_the_frame_edge_is_not_joined_to_a_character():
