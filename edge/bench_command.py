@@ -22,6 +22,7 @@ SETTINGS = (
     "dataset",
     "split",
     "photos",
+    "variants",
     "frames",
     "passes",
     "sweep",
@@ -95,20 +96,34 @@ def _bench_photos(args: argparse.Namespace) -> list:
 
     results = []
     for model in args.models:
-        _log(f"reading {args.photos} with {model} ...")
         clf = Classifier(model, num_threads=args.threads, xnnpack=args.xnnpack)
         splitter = load_splitter(args, clf)
-        results.append(
-            bench_photos(
-                clf,
-                args.photos,
-                args.min_confidence,
-                ink=args.ink,
-                page=args.page,
-                splitter=splitter,
+        for variant in args.variants:
+            _log(f"reading {args.photos} ({variant}) with {model} ...")
+            results.append(
+                bench_photos(
+                    clf,
+                    args.photos,
+                    args.min_confidence,
+                    ink=args.ink,
+                    page=args.page,
+                    splitter=splitter,
+                    variant=variant,
+                )
             )
-        )
     return results
+
+
+def _variants(args: argparse.Namespace) -> list[str]:
+    """The camera-like changes `--variants` asks for (see `edge.variants`), checked before any
+    work; none: the photos as taken."""
+    from edge.variants import AS_TAKEN, parse_variants
+
+    if args.variants is None:
+        return [AS_TAKEN]
+    if not args.photos:
+        raise EdgeError("--variants changes the photos of --photos DIR: add --photos DIR")
+    return parse_variants(args.variants)
 
 
 def _bench_frames(args: argparse.Namespace) -> list:
@@ -185,6 +200,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         to_json,
     )
 
+    args.variants = _variants(args)
     if args.frames:
         from edge.camera import open_source
 
