@@ -407,28 +407,30 @@ def find_characters(
 def as_dark_as_the_writing(
     chars: list[tuple[Box, list[int]]], labels: np.ndarray, strokes: np.ndarray
 ) -> list[tuple[Box, list[int]]]:
-    """The characters whose ink stands out from the paper at least INK_CONTRAST as much as
-    the writing's strongest does (the 90th percentile of the ink over its own pixels, the
-    middle of its strokes, above the paper's median).
+    """The characters whose strokes stand out from the paper at least INK_CONTRAST as much as
+    the strongest character's (see `stroke_level`, above the paper's median level).
+
     The writing of one page shares a pen, and the reflectance image (see
     `edge.preprocess.paper_reflectance_ink`) gives its ink one strength in shadow and in
     light: blobs much fainter than the writing are paper texture or blotches that cleared
-    the noise floor, not characters."""
+    the noise floor, or writing showing through the sheet, not characters."""
     if len(chars) < 2:
         return chars
     paper = float(uint8_percentiles(np.ascontiguousarray(strokes[::4, ::4]), [50])[0])
-    contrast = []
-    for box, members in chars:
-        window = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
-        own = (
-            labels[window] == members[0] if len(members) == 1 else np.isin(labels[window], members)
-        )
-        ink = strokes[window][own]
-        contrast.append(
-            float(np.partition(ink, int(0.9 * (len(ink) - 1)))[int(0.9 * (len(ink) - 1))]) - paper
-        )
+    contrast = [stroke_level(strokes, labels, box, members) - paper for box, members in chars]
     strongest = max(contrast)
     return [c for c, k in zip(chars, contrast, strict=True) if k >= INK_CONTRAST * strongest]
+
+
+def stroke_level(strokes: np.ndarray, labels: np.ndarray, box: Box, members: list[int]) -> float:
+    """The ink level of the middle of a character's strokes: the 90th percentile of the ink
+    image over its own pixels (components `members` in `labels`, inside `box`). Unlike the
+    median, it does not fall where a stroke is thin for the camera's blur."""
+    window = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
+    own = labels[window] == members[0] if len(members) == 1 else np.isin(labels[window], members)
+    ink = strokes[window][own]
+    rank = int(0.9 * (len(ink) - 1))
+    return float(np.partition(ink, rank)[rank])
 
 
 def split_touching(
