@@ -483,7 +483,7 @@ def test_touching_characters_are_split(mnist_digits, golden_model):
     assert split >= 3  # most pairs are one blob, split in two
     truth = [f"{labels[i]}{labels[j]}" for i, j in pairs]
     # Two wide digits touching are read as two; a narrow 1 against a digit often reads as
-    # one character (the measured rate on the camera set is in the README).
+    # one character (the measured rate on the camera set is in docs/CAMERA_PATH.md).
     assert read[0] == truth[0] and all(1 <= len(r) <= 2 for r in read), (read, truth)
 
 
