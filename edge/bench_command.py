@@ -22,7 +22,7 @@ SETTINGS = (
     "dataset",
     "split",
     "photos",
-    "variants",
+    "conditions",
     "frames",
     "passes",
     "sweep",
@@ -98,8 +98,8 @@ def _bench_photos(args: argparse.Namespace) -> list:
     for model in args.models:
         clf = Classifier(model, num_threads=args.threads, xnnpack=args.xnnpack)
         splitter = load_splitter(args, clf)
-        for variant in args.variants:
-            _log(f"reading {args.photos} ({variant}) with {model} ...")
+        for condition in args.conditions:
+            _log(f"reading {args.photos} ({condition}) with {model} ...")
             results.append(
                 bench_photos(
                     clf,
@@ -108,22 +108,22 @@ def _bench_photos(args: argparse.Namespace) -> list:
                     ink=args.ink,
                     page=args.page,
                     splitter=splitter,
-                    variant=variant,
+                    condition=condition,
                 )
             )
     return results
 
 
-def _variants(args: argparse.Namespace) -> list[str]:
-    """The camera-like changes `--variants` asks for (see `edge.variants`), checked before any
-    work; none: the photos as taken."""
-    from edge.variants import AS_TAKEN, parse_variants
+def _conditions(args: argparse.Namespace) -> list[str]:
+    """The camera-like conditions `--conditions` asks for (see `edge.conditions`), checked
+    before any work; none: the photos as taken."""
+    from edge.conditions import AS_TAKEN, parse_conditions
 
-    if args.variants is None:
+    if args.conditions is None:
         return [AS_TAKEN]
     if not args.photos:
-        raise EdgeError("--variants changes the photos of --photos DIR: add --photos DIR")
-    return parse_variants(args.variants)
+        raise EdgeError("--conditions changes the photos of --photos DIR: add --photos DIR")
+    return parse_conditions(args.conditions)
 
 
 def _bench_frames(args: argparse.Namespace) -> list:
@@ -200,7 +200,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         to_json,
     )
 
-    args.variants = _variants(args)
+    args.conditions = _conditions(args)
     if args.frames:
         from edge.camera import open_source
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from edge.bench import LatencyStats
+from edge.conditions import AS_TAKEN
 from edge.errors import EdgeError
 from edge.interpreter import Classifier
-from edge.variants import AS_TAKEN
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class PhotoBench:
     multi_exact_accuracy: float
     preprocess_p50_ms: float
     results: tuple[PhotoResult, ...]
-    variant: str = AS_TAKEN
+    condition: str = AS_TAKEN
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -75,7 +75,7 @@ def bench_photos(
     ink: str = "auto",
     page=None,
     splitter: Classifier | None = None,
-    variant: str = AS_TAKEN,
+    condition: str = AS_TAKEN,
 ) -> PhotoBench:
     """Read every labelled photo of a folder through the full camera path and score it.
 
@@ -89,20 +89,20 @@ def bench_photos(
         ink: "dark", "light" or "auto" (see `edge.preprocess.ink_is_dark`).
         page: perspective correction (see `edge.pipeline.read_frame`).
         splitter: a model that decides which blobs to split (see `edge.pipeline.read_frame`).
-        variant: a camera-like change made to every photo first (see `edge.variants`).
+        condition: a camera-like change made to every photo first (see `edge.conditions`).
 
     Returns:
         The PhotoBench with one PhotoResult per photo.
     """
     from edge.camera import read_image as default_reader
+    from edge.conditions import apply_condition
     from edge.pipeline import read_frame
-    from edge.variants import apply_variant
 
     read_image = read_image or default_reader
     folder = Path(folder)
     results = []
     for index, (name, label) in enumerate(read_labels(folder)):
-        image = apply_variant(variant, read_image(folder / name), seed=index)
+        image = apply_condition(condition, read_image(folder / name), seed=index)
         reading = read_frame(image, clf, min_confidence, ink=ink, page=page, splitter=splitter)
         text = reading.text.replace("\n", "")
         results.append(
@@ -116,10 +116,10 @@ def bench_photos(
                 reading.timing.invoke,
             )
         )
-    return _summarise(str(clf.model_path), str(folder), results, variant)
+    return _summarise(str(clf.model_path), str(folder), results, condition)
 
 
-def _summarise(model: str, folder: str, results: list[PhotoResult], variant: str) -> PhotoBench:
+def _summarise(model: str, folder: str, results: list[PhotoResult], condition: str) -> PhotoBench:
     def rate(rows):
         return float(np.mean([r.exact for r in rows])) if rows else float("nan")
 
@@ -135,7 +135,7 @@ def _summarise(model: str, folder: str, results: list[PhotoResult], variant: str
         multi_exact_accuracy=rate([r for r in results if len(r.label) > 1]),
         preprocess_p50_ms=float(np.median([r.preprocess_ms for r in results])),
         results=tuple(results),
-        variant=variant,
+        condition=condition,
     )
 
 

@@ -93,16 +93,16 @@ def format_stage_table(benches: list) -> str:
 
 
 def format_photo_table(benches: list) -> str:
-    """One table of camera-path accuracy per model (and per camera-like change of the photos,
-    when there were any: see `edge.variants`), then each misread photo."""
-    from edge.variants import AS_TAKEN
+    """One table of camera-path accuracy per model (and per camera-like condition of the
+    photos, when there were any: see `edge.conditions`), then each misread photo."""
+    from edge.conditions import AS_TAKEN
 
-    varied = any(b.variant != AS_TAKEN for b in benches)
+    varied = any(b.condition != AS_TAKEN for b in benches)
     header = ("Model", "Images", "Exact", "Char acc", "Single", "Multi exact", "Preproc p50 ms")
-    body = [(header[0], "Variant", *header[1:]) if varied else header] + [
+    body = [(header[0], "Condition", *header[1:]) if varied else header] + [
         (
             b.model,
-            *((b.variant,) if varied else ()),
+            *((b.condition,) if varied else ()),
             str(b.images),
             pct(b.exact_accuracy),
             pct(b.char_accuracy),
@@ -114,7 +114,7 @@ def format_photo_table(benches: list) -> str:
     ]
     lines = align(body)
     for b in benches:
-        seen = f" ({b.variant})" if varied else ""
+        seen = f" ({b.condition})" if varied else ""
         lines += [
             f"  misread by {b.model}{seen}: {r.file} {r.label!r} -> {r.read!r}"
             for r in b.results

@@ -110,39 +110,43 @@ def test_bench_photos(run_edge, golden_model, pages, tmp_path):
 
 def test_bench_photos_after_camera_like_changes(run_edge, golden_model, pages, tmp_path):
     folder, _ = pages
-    report = tmp_path / "variants.json"
+    report = tmp_path / "conditions.json"
     code, out, err = run_edge(
-        ["bench", golden_model, "--photos", str(folder), "--variants", "as-taken,tilt+8,jpeg20"]
+        ["bench", golden_model, "--photos", str(folder), "--conditions", "as-taken,tilt+8,jpeg20"]
         + ["--json", report]
     )
     assert code == 0, err
-    assert "Variant" in out and "tilt+8" in out
+    assert "Condition" in out and "tilt+8" in out
     photos = json.loads(report.read_text())["photos"]
-    assert [p["variant"] for p in photos] == ["as-taken", "tilt+8", "jpeg20"]
+    assert [p["condition"] for p in photos] == ["as-taken", "tilt+8", "jpeg20"]
     assert all(p["images"] == 3 for p in photos) and photos[0]["char_accuracy"] >= 10 / 11
 
 
-def test_unknown_variants_and_variants_without_photos_name_the_fix(run_edge, golden_model, pages):
+def test_unknown_conditions_and_conditions_without_photos_name_the_fix(
+    run_edge, golden_model, pages
+):
     folder, _ = pages
-    code, _, err = run_edge(["bench", golden_model, "--photos", str(folder), "--variants", "fog"])
+    code, _, err = run_edge(["bench", golden_model, "--photos", str(folder), "--conditions", "fog"])
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "fog" in lines[0] and "tilt+8" in lines[0]
-    code, _, err = run_edge(["bench", golden_model, "--variants", "all"])
+    code, _, err = run_edge(["bench", golden_model, "--conditions", "all"])
     assert code == 2 and "--photos" in err
 
 
-def test_variants_are_seeded_and_keep_the_photo_a_photo():
-    from edge.variants import VARIANTS, apply_variant, parse_variants
+def test_conditions_are_seeded_and_keep_the_photo_a_photo():
+    from edge.conditions import CONDITIONS, apply_condition, parse_conditions
 
     rng = np.random.default_rng(0)
     photo = rng.integers(120, 230, (900, 1200, 3)).astype(np.uint8)
-    assert parse_variants("all") == list(VARIANTS)
-    for name in VARIANTS:
-        changed = apply_variant(name, photo, seed=3)
+    assert parse_conditions("all") == list(CONDITIONS)
+    for name in CONDITIONS:
+        changed = apply_condition(name, photo, seed=3)
         assert changed.dtype == np.uint8 and changed.ndim == 3 and changed.shape[2] == 3
         assert max(changed.shape[:2]) <= (1200 if name == "as-taken" else 640)
-        assert np.array_equal(changed, apply_variant(name, photo, seed=3))
-    assert not np.array_equal(apply_variant("noise8", photo, 1), apply_variant("noise8", photo, 2))
+        assert np.array_equal(changed, apply_condition(name, photo, seed=3))
+    assert not np.array_equal(
+        apply_condition("noise8", photo, 1), apply_condition("noise8", photo, 2)
+    )
 
 
 def test_bench_photos_without_labels(run_edge, golden_model, tmp_path):

@@ -1,7 +1,7 @@
 """Camera-like changes of a photo (scale, tilt, exposure, contrast, noise, compression, focus,
 shadow, colour), to measure how a reading holds up on cameras and scenes not seen: the same
 labelled photos are read as taken and after each change (`edge bench --photos DIR
---variants all`). Pure functions (numpy + OpenCV); noise is seeded per photo.
+--conditions all`). Pure functions (numpy + OpenCV); noise is seeded per photo.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from edge.errors import EdgeError
 
 AS_TAKEN = "as-taken"
-# The frame side most variants start from: a Pi camera's 640x480 preview.
+# The frame side most conditions start from: a Pi camera's 640x480 preview.
 FRAME_SIDE = 640
 
 
@@ -77,7 +77,7 @@ def _framed(change: Callable[[np.ndarray], np.ndarray]) -> Callable:
     return lambda image, rng: change(longest_side(image, FRAME_SIDE))
 
 
-VARIANTS: dict[str, tuple[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]]] = {
+CONDITIONS: dict[str, tuple[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]]] = {
     AS_TAKEN: ("the photo as it is", lambda image, rng: image),
     "frame640": (f"longer side {FRAME_SIDE} px", _framed(lambda i: i)),
     "frame400": ("longer side 400 px", lambda image, rng: longest_side(image, 400)),
@@ -100,18 +100,18 @@ VARIANTS: dict[str, tuple[str, Callable[[np.ndarray, np.random.Generator], np.nd
 }
 
 
-def parse_variants(text: str) -> list[str]:
-    """Variant names from a comma-separated list, or every variant for "all"."""
-    names = list(VARIANTS) if text.strip() == "all" else [n.strip() for n in text.split(",")]
-    unknown = [n for n in names if n not in VARIANTS]
+def parse_conditions(text: str) -> list[str]:
+    """Condition names from a comma-separated list, or every condition for "all"."""
+    names = list(CONDITIONS) if text.strip() == "all" else [n.strip() for n in text.split(",")]
+    unknown = [n for n in names if n not in CONDITIONS]
     if unknown or not names:
         raise EdgeError(
-            f"unknown variant {', '.join(unknown) or repr(text)}: use 'all' or some of "
-            f"{', '.join(VARIANTS)}"
+            f"unknown condition {', '.join(unknown) or repr(text)}: use 'all' or some of "
+            f"{', '.join(CONDITIONS)}"
         )
     return names
 
 
-def apply_variant(name: str, image: np.ndarray, seed: int = 0) -> np.ndarray:
-    """The photo after the named change (see VARIANTS); `seed` fixes its noise."""
-    return VARIANTS[name][1](image, np.random.default_rng(seed))
+def apply_condition(name: str, image: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The photo under the named condition (see CONDITIONS); `seed` fixes its noise."""
+    return CONDITIONS[name][1](image, np.random.default_rng(seed))
