@@ -217,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAMES",
         help="with --photos: read the photos after camera-like changes instead of as taken, "
         "one row each: 'all', or comma-separated names (as-taken, frame640, frame400, tilt+8, "
-        "tilt-8, dark, bright, flat, noise8, jpeg20, blur, shadow, grey; see edge/conditions.py), "
+        "tilt-8, dark, bright, flat, noise8, jpeg20, blur, keystone, shake, shadow, grey; "
+        "see edge/conditions.py), "
         "to see how the reading holds up on cameras and scenes not seen",
     )
     bench.add_argument(

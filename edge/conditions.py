@@ -72,6 +72,23 @@ def in_grey(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
 
 
+def keystoned(image: np.ndarray, squeeze: float = 0.15) -> np.ndarray:
+    """The frame of a camera tilted back from the page: the far (top) edge narrower by
+    `squeeze` of the width on each side, the near edge as it was (corners filled from the
+    edges)."""
+    h, w = image.shape[:2]
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    seen = np.float32([[squeeze * w, 0], [(1 - squeeze) * w, 0], [w, h], [0, h]])
+    warp = cv2.getPerspectiveTransform(corners, seen)
+    return cv2.warpPerspective(image, warp, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+def shaken(image: np.ndarray, length: int = 7) -> np.ndarray:
+    """A camera moving sideways during the exposure: a level motion blur `length` px long."""
+    kernel = np.full((1, length), 1.0 / length, np.float32)
+    return cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REPLICATE)
+
+
 def _framed(change: Callable[[np.ndarray], np.ndarray]) -> Callable:
     """A change applied to the photo brought to a FRAME_SIDE frame first."""
     return lambda image, rng: change(longest_side(image, FRAME_SIDE))
@@ -95,6 +112,8 @@ CONDITIONS: dict[str, tuple[str, Callable[[np.ndarray, np.random.Generator], np.
         "640 px, out of focus (Gaussian, sigma 1.5 px)",
         _framed(lambda i: cv2.GaussianBlur(i, (0, 0), 1.5)),
     ),
+    "keystone": ("640 px, seen from a camera tilted back (top 30% narrower)", _framed(keystoned)),
+    "shake": ("640 px, sideways motion blur of 7 px", _framed(shaken)),
     "shadow": ("640 px, light falling to 45% across the frame", _framed(with_shadow)),
     "grey": ("640 px, monochrome", _framed(in_grey)),
 }
