@@ -382,7 +382,7 @@ def find_characters(
         split = split_touching(labels, box, members)
         whole, crop = (None, None), None
         if len(split) > 1:
-            blob = np.isin(labels[box.y : box.y + box.h, box.x : box.x + box.w], members)
+            blob = group_pixels(labels, box, members)
             whole = (
                 box.scaled(scale),
                 character_crop(strokes, blob.astype(np.uint8) * 255, box, spec, grey, paper),
@@ -422,13 +422,18 @@ def as_dark_as_the_writing(
     return [c for c, k in zip(chars, contrast, strict=True) if k >= INK_CONTRAST * strongest]
 
 
+def group_pixels(labels: np.ndarray, box: Box, members: list[int]) -> np.ndarray:
+    """Which pixels of `box` belong to the group of components `members` (labels in `labels`)."""
+    window = labels[box.y : box.y + box.h, box.x : box.x + box.w]
+    return window == members[0] if len(members) == 1 else np.isin(window, members)
+
+
 def stroke_level(strokes: np.ndarray, labels: np.ndarray, box: Box, members: list[int]) -> float:
     """The ink level of the middle of a character's strokes: the 90th percentile of the ink
     image over its own pixels (components `members` in `labels`, inside `box`). Unlike the
     median, it does not fall where a stroke is thin for the camera's blur."""
     window = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
-    own = labels[window] == members[0] if len(members) == 1 else np.isin(labels[window], members)
-    ink = strokes[window][own]
+    ink = strokes[window][group_pixels(labels, box, members)]
     rank = int(0.9 * (len(ink) - 1))
     return float(np.partition(ink, rank)[rank])
 
@@ -448,8 +453,7 @@ def split_touching(
     Returns:
         (tight box, 0/255 mask of that box) per character.
     """
-    window = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
-    own = np.isin(labels[window], members).astype(np.uint8) * 255
+    own = group_pixels(labels, box, members).astype(np.uint8) * 255
     aspect = box.w / max(1, box.h)
     if aspect <= SPLIT_ASPECT and not force:
         return [(box, own)]
