@@ -22,7 +22,7 @@ TRAIN_IMAGES = 4000
 def letters_model(tmp_path_factory):
     """Train on 4,000 derived letters for a few epochs and export every variant."""
     from edge.datasets import data_dir
-    from edge.preprocess import PreprocessSpec
+    from edge.spec import dataset_spec
     from train_host.reproduce.common import export_model, load_data
     from train_host.reproduce.numpy_mlp import MLPConfig, NumpyMLP
     from train_host.reproduce.seed_004 import keras_pca_mlp
@@ -30,7 +30,7 @@ def letters_model(tmp_path_factory):
 
     if not (data_dir() / "emnist/emnist-byclass-test-images-idx3-ubyte.gz").is_file():
         pytest.skip("no EMNIST ByClass test files (set HWR_DATA_DIR)")
-    data = load_data("emnist-letters", PreprocessSpec(), 0.1, 0, TRAIN_IMAGES)
+    data = load_data("emnist-letters", dataset_spec("emnist-letters"), 0.1, 0, TRAIN_IMAGES)
     train, val = flat(data.x_train), flat(data.x_val)
     pca = fit_pca(train, seed=0)
     mlp = NumpyMLP(MLPConfig(epochs=8))

@@ -241,3 +241,47 @@ def test_uint8_median_is_numpys_median_of_the_masked_pixels():
         mask = np.zeros(image.shape, np.uint8)
         mask.flat[rng.choice(mask.size, count, replace=False)] = 255
         assert uint8_median(image, mask) == float(np.median(image[mask > 0]))
+
+
+def test_dataset_spec_is_emnists_for_emnist_sets_only():
+    from edge.spec import DEFAULT_SPEC, EMNIST_SPEC, dataset_spec
+
+    assert dataset_spec("emnist-letters") == EMNIST_SPEC
+    assert dataset_spec("emnist-balanced+emnist-mnist") == EMNIST_SPEC
+    assert EMNIST_SPEC.box == 24 and not EMNIST_SPEC.center_of_mass
+    for name in ("mnist", "usps28", "digits", "mnist+emnist-mnist"):
+        assert dataset_spec(name) == DEFAULT_SPEC
+
+
+def _recropped_correlation(images: np.ndarray, spec: PreprocessSpec) -> float:
+    """Mean correlation of each image with its camera-path crop: seen 4x larger, thresholded,
+    cropped and brought back to 28x28 as `spec` says."""
+    from edge.preprocess import character_glyph
+
+    scores = []
+    for image in images:
+        big = cv2.resize(image, (112, 112), interpolation=cv2.INTER_CUBIC)
+        _, mask = cv2.threshold(big, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        crop = normalize_character(character_glyph(big, mask, spec.box), spec)
+        scores.append(np.corrcoef(crop.ravel(), image.ravel())[0, 1])
+    return float(np.mean(scores))
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "emnist-letters"])
+def test_crops_are_made_as_each_data_set_was(shared_data, dataset):
+    """A camera crop of a training image matches the image best in its own set's format:
+    MNIST's 20 px box by centre of mass, EMNIST's 24 px box by its centre."""
+    from edge.spec import DEFAULT_SPEC, EMNIST_SPEC, dataset_spec
+    from train_host.data import load_dataset
+
+    if (
+        dataset.startswith("emnist")
+        and not (shared_data / "emnist/emnist-byclass-test-images-idx3-ubyte.gz").is_file()
+    ):
+        pytest.skip("no EMNIST ByClass test files (set HWR_DATA_DIR)")
+    split = load_dataset(dataset, "train")
+    images = split.images[np.random.default_rng(0).choice(len(split.labels), 300, replace=False)]
+    own = _recropped_correlation(images, dataset_spec(dataset))
+    other = EMNIST_SPEC if dataset_spec(dataset) == DEFAULT_SPEC else DEFAULT_SPEC
+    assert own > 0.8
+    assert own > _recropped_correlation(images, other) + 0.1

@@ -70,10 +70,10 @@ TABLE_FILE = "grid.md"
 def _load(options: Options) -> Data:
     """The letters; quick runs keep 3,000 training images and seeded subsets of the
     validation and test splits (evaluating the full ones would cost more than training)."""
-    from edge.preprocess import PreprocessSpec
+    from edge.spec import dataset_spec
 
     limit = QUICK_TRAIN_IMAGES if options.quick else None
-    data = load_data(DATASET, PreprocessSpec(), VAL_FRACTION, options.seed, limit)
+    data = load_data(DATASET, dataset_spec(DATASET), VAL_FRACTION, options.seed, limit)
     if not options.quick:
         return data
     rng = np.random.default_rng(options.seed)

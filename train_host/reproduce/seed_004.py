@@ -254,14 +254,14 @@ def _plots(results: dict, trained: dict, data: Data, out) -> None:
 
 def run(options: Options) -> dict:
     """The paper's MLPs and baselines on Balanced EMNIST; export the PCA-MLP."""
-    from edge.preprocess import PreprocessSpec
+    from edge.spec import dataset_spec
 
     names = (*MLPS, *BASELINES)
     if not any(options.wants(name) for name in names):
         raise EdgeError(f"no such model in {NAME}: use {', '.join(names)}")
     out = options.run_dir(NAME)
     limit = QUICK_TRAIN_IMAGES if options.quick else None
-    data = load_data(DATASET, PreprocessSpec(), VAL_FRACTION, options.seed, limit, SPLITS)
+    data = load_data(DATASET, dataset_spec(DATASET), VAL_FRACTION, options.seed, limit, SPLITS)
     config = MLPConfig(
         hidden=HIDDEN,
         epochs=options.pick(QUICK_EPOCHS, PAPER_EPOCHS, options.epochs),
