@@ -375,7 +375,8 @@ def normalize_character(ink: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) ->
     """Bring one character (ink high, any size) to the dataset's format, as MNIST was made.
 
     Fit into a `spec.box` square keeping aspect, then place in a `spec.size` canvas by
-    centre of mass; transpose when the dataset stores images transposed (EMNIST).
+    centre of mass (or box centre), blur as the spec says; transpose when the dataset stores
+    images transposed.
 
     Args:
         ink: uint8 image of one character, ink high, background 0.
@@ -385,6 +386,8 @@ def normalize_character(ink: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) ->
         uint8 array (spec.size, spec.size), ink high.
     """
     out = place_in_canvas(fit_into_box(ink, spec.box), spec.size, spec.center_of_mass)
+    if spec.blur > 0:
+        out = cv2.GaussianBlur(out, (0, 0), spec.blur)
     return np.ascontiguousarray(out.T) if spec.transposed else out
 
 

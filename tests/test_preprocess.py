@@ -248,7 +248,7 @@ def test_dataset_spec_is_emnists_for_emnist_sets_only():
 
     assert dataset_spec("emnist-letters") == EMNIST_SPEC
     assert dataset_spec("emnist-balanced+emnist-mnist") == EMNIST_SPEC
-    assert EMNIST_SPEC.box == 24 and not EMNIST_SPEC.center_of_mass
+    assert EMNIST_SPEC.box == 24 and not EMNIST_SPEC.center_of_mass and EMNIST_SPEC.blur > 0
     for name in ("mnist", "usps28", "digits", "mnist+emnist-mnist"):
         assert dataset_spec(name) == DEFAULT_SPEC
 
@@ -285,3 +285,28 @@ def test_crops_are_made_as_each_data_set_was(shared_data, dataset):
     other = EMNIST_SPEC if dataset_spec(dataset) == DEFAULT_SPEC else DEFAULT_SPEC
     assert own > 0.8
     assert own > _recropped_correlation(images, other) + 0.1
+
+
+def test_emnist_crops_match_better_blurred(shared_data):
+    """EMNIST's images are softer than a camera crop: the spec's blur brings the crop nearer."""
+    from dataclasses import replace
+
+    from edge.spec import EMNIST_SPEC
+    from train_host.data import load_dataset
+
+    if not (shared_data / "emnist/emnist-byclass-test-images-idx3-ubyte.gz").is_file():
+        pytest.skip("no EMNIST ByClass test files (set HWR_DATA_DIR)")
+    split = load_dataset("emnist-letters", "train")
+    images = split.images[np.random.default_rng(1).choice(len(split.labels), 300, replace=False)]
+    sharp = _recropped_correlation(images, replace(EMNIST_SPEC, blur=0.0))
+    assert _recropped_correlation(images, EMNIST_SPEC) > sharp + 0.01
+
+
+def test_blur_is_applied_after_placing():
+    glyph = np.zeros((40, 30), np.uint8)
+    glyph[5:35, 12:18] = 255
+    sharp = normalize_character(glyph, PreprocessSpec(box=24, center_of_mass=False))
+    soft = normalize_character(glyph, PreprocessSpec(box=24, center_of_mass=False, blur=0.8))
+    assert soft.shape == sharp.shape == (28, 28)
+    assert np.count_nonzero(soft) > np.count_nonzero(sharp)
+    assert abs(int(soft.sum()) - int(sharp.sum())) < 0.02 * sharp.sum()
