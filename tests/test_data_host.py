@@ -255,3 +255,14 @@ def test_training_on_another_split_with_balanced_classes(tmp_path):
     assert record["data"]["train_split"] == "test"
     assert record["data"]["train_size"] + record["data"]["val_size"] == 360  # digits' test
     assert record["config"]["balance_classes"] is True
+
+
+def test_train_config_takes_its_data_sets_crop_format():
+    from edge.spec import DEFAULT_SPEC, EMNIST_SPEC
+    from train_host.train import TrainConfig, config_from_dict
+
+    assert TrainConfig(dataset="emnist-letters").preprocess == EMNIST_SPEC
+    assert TrainConfig(dataset="mnist").preprocess == DEFAULT_SPEC
+    # a run recorded with another format keeps it
+    recorded = {"dataset": "emnist-letters", "preprocess": {"box": 20, "center_of_mass": True}}
+    assert config_from_dict(recorded).preprocess.box == 20

@@ -189,7 +189,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from edge.spec import dataset_spec
     from train_host.train import TrainConfig, train, with_overrides
 
     if args.several is not None and not 0.0 <= args.several <= 1.0:
@@ -204,7 +203,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             model=args.model,
             augment=not args.no_augment,
             camera_augment=args.camera_augment,
-            preprocess=dataset_spec(args.dataset),
         ),
         epochs=args.epochs,
         batch_size=args.batch_size,

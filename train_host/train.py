@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from edge.atomic import atomic_write_bytes
 from edge.preprocess import PreprocessSpec, to_model_input
-from edge.spec import SEVERAL_LABEL
+from edge.spec import SEVERAL_LABEL, dataset_spec
 from train_host.data import load_dataset, train_val_split
 from train_host.several import several_characters
 
@@ -48,7 +48,11 @@ class TrainConfig:
     pca_components: int = 64
     hidden: tuple[int, ...] = (256, 128)
     width: int = 16
-    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
+    preprocess: PreprocessSpec | None = None  # None: the data set's format (`dataset_spec`)
+
+    def __post_init__(self) -> None:
+        if self.preprocess is None:
+            object.__setattr__(self, "preprocess", dataset_spec(self.dataset))
 
     def resolved_epochs(self) -> int:
         """Epochs to run: the configured number, else the dataset's default."""
