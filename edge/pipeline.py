@@ -215,7 +215,7 @@ def several_test(clf: Classifier, splitter: Classifier | None = None) -> Several
                 f"{splitter.model_path} has no {SEVERAL_LABEL} class to split with: train it "
                 "with `train-host train --several 0.1`"
             )
-        if splitter.spec.preprocess != clf.spec.preprocess:
+        if not splitter.spec.preprocess.same_input(clf.spec.preprocess):
             raise ModelError(
                 f"{splitter.model_path} takes other input than {clf.model_path} (preprocess "
                 "in their sidecars): use a splitter trained on the reader's data set"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,11 @@ class PreprocessSpec:
     transposed: bool = False
     scale: str = "unit"
     blur: float = 0.0
+
+    def same_input(self, other: PreprocessSpec) -> bool:
+        """Whether both specs make the same model input (the code versions aside: a version 1
+        sidecar has no blur, which reads as none)."""
+        return replace(self, version=0) == replace(other, version=0)
 
 
 DEFAULT_SPEC = PreprocessSpec()

@@ -176,3 +176,12 @@ def test_missing_sidecar_names_expected_file(golden_copy):
 def test_shared_model_json_is_read(golden_copy):
     (golden_copy / "int8.json").rename(golden_copy / "model.json")
     assert load_spec(golden_copy / "int8.tflite").labels
+
+
+def test_same_input_ignores_the_code_version_only():
+    from edge.spec import DEFAULT_SPEC, EMNIST_SPEC, PreprocessSpec
+
+    old = PreprocessSpec(version=1)
+    assert old.same_input(DEFAULT_SPEC) and DEFAULT_SPEC.same_input(old)
+    assert not DEFAULT_SPEC.same_input(EMNIST_SPEC)
+    assert not DEFAULT_SPEC.same_input(PreprocessSpec(blur=0.5))
