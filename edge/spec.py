@@ -166,18 +166,20 @@ def _tensor(data: Any, where: str) -> TensorSpec:
 
 
 def _preprocess(data: Any) -> PreprocessSpec:
-    """Build the PreprocessSpec, refusing wrong types, unknown choices and newer versions."""
+    """Build the PreprocessSpec, refusing newer versions (first: their new keys are not
+    known here), unknown keys, wrong types and unknown choices."""
+    version = data.get("version") if isinstance(data, dict) else None
+    if type(version) is int and version > PREPROCESS_VERSION:
+        raise SidecarError(
+            f"sidecar preprocess version {version} is newer than this runtime's "
+            f"{PREPROCESS_VERSION}: upgrade hwr-pi"
+        )
     spec = _strict_dataclass(PreprocessSpec, data, "preprocess")
     for f in fields(PreprocessSpec):
         value, choices = getattr(spec, f.name), PREPROCESS_CHOICES.get(f.name)
         if type(value) is not type(f.default) or (choices and value not in choices):
             want = " or ".join(map(repr, choices)) if choices else type(f.default).__name__
             raise SidecarError(f"sidecar key 'preprocess.{f.name}' is {value!r}, expected {want}")
-    if spec.version > PREPROCESS_VERSION:
-        raise SidecarError(
-            f"sidecar preprocess version {spec.version} is newer than this runtime's "
-            f"{PREPROCESS_VERSION}: upgrade hwr-pi"
-        )
     return spec
 
 

@@ -156,6 +156,12 @@ def test_newer_preprocess_version_refused(sidecar):
         parse_spec(sidecar)
 
 
+def test_newer_preprocess_version_with_new_keys_says_upgrade(sidecar):
+    sidecar["preprocess"] |= {"version": 99, "sharpen": 1.0}
+    with pytest.raises(SidecarError, match="newer.*upgrade"):
+        parse_spec(sidecar)
+
+
 def test_sidecar_path_prefers_own_then_model_json(tmp_path):
     folder = tmp_path / "export dir"
     folder.mkdir()
