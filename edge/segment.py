@@ -93,6 +93,11 @@ class Box:
         """Vertical centre."""
         return self.y + self.h / 2.0
 
+    @property
+    def window(self) -> tuple[slice, slice]:
+        """The (rows, columns) slices of an image that the box covers."""
+        return slice(self.y, self.y + self.h), slice(self.x, self.x + self.w)
+
     def scaled(self, factor: float) -> Box:
         """The box in a frame `factor` times larger."""
         if factor == 1.0:
@@ -424,7 +429,7 @@ def as_dark_as_the_writing(
 
 def group_pixels(labels: np.ndarray, box: Box, members: list[int]) -> np.ndarray:
     """Which pixels of `box` belong to the group of components `members` (labels in `labels`)."""
-    window = labels[box.y : box.y + box.h, box.x : box.x + box.w]
+    window = labels[box.window]
     return window == members[0] if len(members) == 1 else np.isin(window, members)
 
 
@@ -432,8 +437,7 @@ def stroke_level(strokes: np.ndarray, labels: np.ndarray, box: Box, members: lis
     """The ink level of the middle of a character's strokes: the 90th percentile of the ink
     image over its own pixels (components `members` in `labels`, inside `box`). Unlike the
     median, it does not fall where a stroke is thin for the camera's blur."""
-    window = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
-    ink = strokes[window][group_pixels(labels, box, members)]
+    ink = strokes[box.window][group_pixels(labels, box, members)]
     rank = int(0.9 * (len(ink) - 1))
     return float(np.partition(ink, rank)[rank])
 
@@ -491,7 +495,7 @@ def character_crop(
     """The 28x28 model crop of one character: only its own ink (`own`, the box's mask, its
     hollow strokes filled: see `fill_hollow_strokes`; `paper`, the frame's pixels that are
     neither ink nor rule, may fill them)."""
-    window = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
+    window = box.window
     own = fill_hollow_strokes(own, grey[window], None if paper is None else paper[window])
     pad = max(2, box.h // 10)
     own = cv2.copyMakeBorder(own, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
