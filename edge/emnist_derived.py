@@ -11,13 +11,16 @@ Splits: "train"/"test" hold 80% / 20% of each class (seed 000's protocol), and
 "train-6to1"/"test-6to1" hold 6/7 / 1/7 (the proportions of official Balanced, seed 004's).
 Balanced also has "train-2400": "test" left out, every other distinct image up to 2,400 a
 class (official Balanced's training count per class), so the classes the balancing cut to
-759 images train on more of theirs; its test split is "test". Official files keep their own
+759 images train on more of theirs; its test split is "test". Letters also has "train-all":
+"train" plus every ByMerge test letter that is not a ByClass letter already (ByMerge's and
+ByClass's test files are different draws from the same images), so it never meets "test". Official files keep their own
 train/test split for every name. The order is fixed by a
 keyed hash (key SEED) of each image's bytes, so every machine and numpy version derives the
 same sets. Images are upright, as every loader here returns them (sidecars: transposed=False).
 
 Counts from the shared test files:
-- letters: 58,405 (all distinct): train 46,723 / test 11,682; train-6to1 50,060 / test-6to1 8,345.
+- letters: 58,405 (all distinct): train 46,723 / test 11,682; train-6to1 50,060 / test-6to1 8,345;
+  train-all 97,253 (train and 50,530 more from ByMerge).
 - balanced: 232,646 images, 216,168 distinct; the smallest class ('f') has 759, so 47 x 759 =
   35,673: train 28,529 / test 7,144 (607 / 152 a class); train-6to1 30,597 / test-6to1 5,076
   (651 / 108 a class); train-2400 92,625 (607-2,400 a class).
@@ -49,10 +52,15 @@ SPLIT_TEST_SHARE = {
     "train-6to1": (1 / 7, False),
     "test-6to1": (1 / 7, True),
     "train-2400": (0.2, False),
+    "train-all": (0.2, False),
 }
 # Balanced's split beyond the balanced set: its training images per class at most.
 UNBALANCED_SPLIT = "train-2400"
 UNBALANCED_PER_CLASS = 2400
+# Letters' split beyond ByClass: "train" and the ByMerge letters ByClass does not hold.
+WIDE_LETTERS_SPLIT = "train-all"
+# the splits only one derived set has -> that set
+OWN_SPLITS = {UNBALANCED_SPLIT: "emnist-balanced", WIDE_LETTERS_SPLIT: "emnist-letters"}
 DERIVED_SPLITS = tuple(SPLIT_TEST_SHARE)
 _FIRST_LETTER = 10  # ByClass: 0-9, then A-Z (10-35), then a-z (36-61)
 _DIGEST_BYTES = 16
@@ -129,6 +137,20 @@ def _letters_pool(root: Path, verify: bool) -> tuple:
     byclass = load_split("emnist-byclass", "test", root, verify)
     letters = byclass.labels >= _FIRST_LETTER
     return byclass.images[letters], fold_letters(byclass.labels[letters]), LETTERS
+
+
+def bymerge_letters(root: Path, verify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The letters of the ByMerge test file, upper and lower case folded into A-Z (0-25)."""
+    bymerge = load_split("emnist-bymerge", "test", root, verify)
+    folded = np.array([LETTERS.index(c.upper()) if c.isalpha() else -1 for c in bymerge.classes])
+    labels = folded[bymerge.labels]
+    return bymerge.images[labels >= 0], labels[labels >= 0]
+
+
+def new_images(known: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """Indices into `extra` of its distinct images that are not in `known` (first kept)."""
+    unique = first_unique(image_digests(np.concatenate([known, extra])))
+    return unique[unique >= len(known)] - len(known)
 
 
 def _balanced_pool(root: Path, verify: bool) -> tuple:
@@ -222,11 +244,12 @@ def load_derived_splits(
     for split in splits:
         if split not in SPLIT_TEST_SHARE:
             raise DatasetError(f"{name} has no split {split!r}: use {', '.join(DERIVED_SPLITS)}")
-    if UNBALANCED_SPLIT in splits and name != "emnist-balanced":
-        raise DatasetError(
-            f"{name} has no split {UNBALANCED_SPLIT!r} (only emnist-balanced): use "
-            f"{', '.join(s for s in DERIVED_SPLITS if s != UNBALANCED_SPLIT)}"
-        )
+    for split in splits:
+        if OWN_SPLITS.get(split, name) != name:
+            raise DatasetError(
+                f"{name} has no split {split!r} (only {OWN_SPLITS[split]}): use "
+                f"{', '.join(s for s in DERIVED_SPLITS if OWN_SPLITS.get(s, name) == name)}"
+            )
     root = Path(root)
     if official_files(name, splits[0], root) is not None:
         return {s: _load_official(name, s, root, official_files(name, s, root)) for s in splits}
@@ -241,6 +264,17 @@ def load_derived_splits(
     for split in splits:
         side = derived_side(ranks, labels, split, per_class)
         out[split] = Split(name, split, images[side], labels[side], classes)
+    if WIDE_LETTERS_SPLIT in splits:
+        extra_images, extra_labels = bymerge_letters(root, verify)
+        new = new_images(images, extra_images)
+        wide = out[WIDE_LETTERS_SPLIT]
+        out[WIDE_LETTERS_SPLIT] = Split(
+            name,
+            WIDE_LETTERS_SPLIT,
+            np.concatenate([wide.images, extra_images[new]]),
+            np.concatenate([wide.labels, extra_labels[new]]),
+            classes,
+        )
     return out
 
 

@@ -41,7 +41,8 @@ def letters(emnist_root) -> dict[str, ds.Split]:
 
 @pytest.fixture(scope="module")
 def balanced(emnist_root) -> dict[str, ds.Split]:
-    return derived.load_derived_splits("emnist-balanced", derived.DERIVED_SPLITS, emnist_root)
+    own = tuple(s for s in derived.DERIVED_SPLITS if s != derived.WIDE_LETTERS_SPLIT)
+    return derived.load_derived_splits("emnist-balanced", own, emnist_root)
 
 
 def _digest_set(split: ds.Split) -> set[bytes]:
@@ -194,6 +195,28 @@ def test_balanced_train_2400_adds_images_and_never_meets_test(balanced):
 def test_train_2400_is_balanced_only(emnist_root):
     with pytest.raises(DatasetError, match="only emnist-balanced"):
         ds.load_split("emnist-letters", derived.UNBALANCED_SPLIT, emnist_root)
+
+
+def test_train_all_is_letters_only(emnist_root):
+    with pytest.raises(DatasetError, match="only emnist-letters"):
+        ds.load_split("emnist-balanced", derived.WIDE_LETTERS_SPLIT, emnist_root)
+
+
+def test_letters_train_all_adds_bymerge_letters_and_never_meets_test(emnist_root, letters):
+    """train-all: "train" plus every ByMerge letter that ByClass does not hold, folded to A-Z;
+    no duplicates and nothing of "test", exact copies included."""
+    wide = ds.load_split("emnist-letters", derived.WIDE_LETTERS_SPLIT, emnist_root)
+    assert wide.classes == derived.LETTERS and len(wide) == 97253
+    digests = _digest_set(wide)
+    assert len(digests) == len(wide)
+    assert not digests & _digest_set(letters["test"])
+    assert _digest_set(letters["train"]) <= digests
+    np.testing.assert_array_equal(wide.labels[: len(letters["train"])], letters["train"].labels)
+    extra, extra_labels = derived.bymerge_letters(emnist_root, verify=False)
+    index = {row.tobytes(): i for i, row in enumerate(derived.image_digests(extra))}
+    added = derived.image_digests(wide.images[len(letters["train"]) :])
+    picked = [index[row.tobytes()] for row in added]
+    np.testing.assert_array_equal(wide.labels[len(letters["train"]) :], extra_labels[picked])
 
 
 def test_letters_splits_are_disjoint(letters):

@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=str,
         default="train",
         help="split to train on, 10%% of it held out for validation (train); emnist-balanced "
-        "also train-2400: every image outside its test split, up to 2,400 a class",
+        "also train-2400: every image outside its test split, up to 2,400 a class; "
+        "emnist-letters also train-all: train plus the ByMerge letters ByClass lacks",
     )
     train.add_argument(
         "--balance-classes",
