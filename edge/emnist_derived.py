@@ -13,10 +13,10 @@ Balanced also has "train-2400": "test" left out, every other distinct image up t
 class (official Balanced's training count per class), so the classes the balancing cut to
 759 images train on more of theirs; its test split is "test". Letters also has "train-all":
 "train" plus every ByMerge test letter that is not a ByClass letter already (ByMerge's and
-ByClass's test files are different draws from the same images), so it never meets "test". Official files keep their own
-train/test split for every name. The order is fixed by a
-keyed hash (key SEED) of each image's bytes, so every machine and numpy version derives the
-same sets. Images are upright, as every loader here returns them (sidecars: transposed=False).
+ByClass's test files are different draws from the same images), so it never meets "test".
+Official files keep their own train/test split for every name. The order is fixed by a keyed
+hash (key SEED) of each image's bytes, so every machine and numpy version derives the same
+sets. Images are upright, as every loader here returns them (sidecars: transposed=False).
 
 Counts from the shared test files:
 - letters: 58,405 (all distinct): train 46,723 / test 11,682; train-6to1 50,060 / test-6to1 8,345;
@@ -244,7 +244,6 @@ def load_derived_splits(
     for split in splits:
         if split not in SPLIT_TEST_SHARE:
             raise DatasetError(f"{name} has no split {split!r}: use {', '.join(DERIVED_SPLITS)}")
-    for split in splits:
         if OWN_SPLITS.get(split, name) != name:
             raise DatasetError(
                 f"{name} has no split {split!r} (only {OWN_SPLITS[split]}): use "
