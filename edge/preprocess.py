@@ -183,6 +183,32 @@ def paper_reflectance_ink(grey: np.ndarray) -> np.ndarray:
     return np.clip(ink, 0, 255, out=ink).astype(np.uint8)
 
 
+def even_ink(grey: np.ndarray, ink: str = "auto") -> np.ndarray:
+    """Ink high and paper low, uneven light divided out (dark ink, `paper_reflectance_ink`) or
+    subtracted (light ink, `flatten_background`), not yet stretched: levels compare across
+    the frame, and no ink is clipped.
+
+    Args:
+        grey: uint8 grey image, either polarity.
+        ink: "dark", "light" or "auto" (see `ink_is_dark`).
+    """
+    dark_ink = ink_is_dark(grey, ink)
+    if min(grey.shape) < 32:
+        return 255 - grey if dark_ink else grey.copy()
+    return paper_reflectance_ink(grey) if dark_ink else flatten_background(grey)
+
+
+def stretch_contrast(ink: np.ndarray) -> np.ndarray:
+    """Stretch an ink-high image from its 1st to its 99.9th percentile onto 0-255 (all zero
+    when it is flat). Where ink covers under 0.1% of the image (a small character in a large
+    frame), the brightest paper texture and the ink both come out at 255."""
+    lo, hi = uint8_percentiles(ink, [1, 99.9])
+    if hi - lo < 1:
+        return np.zeros_like(ink)
+    levels = (np.arange(256, dtype=np.float32) - lo) * (255.0 / (hi - lo))
+    return cv2.LUT(ink, np.clip(levels, 0, 255).astype(np.uint8))
+
+
 def ink_intensity(grey: np.ndarray, ink: str = "auto") -> np.ndarray:
     """Return an image where ink is bright and paper is dark, with uneven light flattened.
 
@@ -193,16 +219,7 @@ def ink_intensity(grey: np.ndarray, ink: str = "auto") -> np.ndarray:
     Returns:
         uint8 image, ink high (255) on a dark (0) background, contrast stretched.
     """
-    dark_ink = ink_is_dark(grey, ink)
-    if min(grey.shape) < 32:
-        ink = 255 - grey if dark_ink else grey.copy()
-    else:
-        ink = paper_reflectance_ink(grey) if dark_ink else flatten_background(grey)
-    lo, hi = uint8_percentiles(ink, [1, 99.9])
-    if hi - lo < 1:
-        return np.zeros_like(ink)
-    levels = (np.arange(256, dtype=np.float32) - lo) * (255.0 / (hi - lo))
-    return cv2.LUT(ink, np.clip(levels, 0, 255).astype(np.uint8))
+    return stretch_contrast(even_ink(grey, ink))
 
 
 def noise_floor(

@@ -21,9 +21,10 @@ from edge.preprocess import (
     PreprocessSpec,
     binarize,
     character_glyph,
-    ink_intensity,
+    even_ink,
     label_components,
     normalize_character,
+    stretch_contrast,
     to_grey,
     uint8_median,
     uint8_percentiles,
@@ -356,7 +357,8 @@ def find_characters(
     if image.size == 0:
         raise ValueError("the image is empty")
     grey, scale = working_resolution(to_grey(image))
-    strokes = ink_intensity(grey, ink)
+    even = even_ink(grey, ink)
+    strokes = stretch_contrast(even)
     mask = binarize(strokes, spec.threshold)
     boxes, labels, stats = components(mask)
     without_rules = unruled(mask, stats)
@@ -381,7 +383,7 @@ def find_characters(
     if not chars and groups:  # a single character filling the frame: keep the largest group
         box, members = max(groups, key=lambda g: g[0].w * g[0].h)
         chars = [(box, [kept[m] + 1 for m in members])]
-    chars = as_dark_as_the_writing(chars, labels, strokes)
+    chars = as_dark_as_the_writing(chars, labels, even)
     pieces = []  # (box, own mask, group, (blob box, blob crop) when split, crop when made)
     for group, (box, members) in enumerate(chars):
         split = split_touching(labels, box, members)
@@ -410,19 +412,21 @@ def find_characters(
 
 
 def as_dark_as_the_writing(
-    chars: list[tuple[Box, list[int]]], labels: np.ndarray, strokes: np.ndarray
+    chars: list[tuple[Box, list[int]]], labels: np.ndarray, even: np.ndarray
 ) -> list[tuple[Box, list[int]]]:
     """The characters whose strokes stand out from the paper at least INK_CONTRAST as much as
     the strongest character's (see `stroke_level`, above the paper's median level).
 
-    The writing of one page shares a pen, and the reflectance image (see
-    `edge.preprocess.paper_reflectance_ink`) gives its ink one strength in shadow and in
-    light: blobs much fainter than the writing are paper texture or blotches that cleared
-    the noise floor, or writing showing through the sheet, not characters."""
+    The writing of one page shares a pen, and the reflectance image (`even`: see
+    `edge.preprocess.even_ink`) gives its ink one strength in shadow and in light: blobs
+    much fainter than the writing are paper texture or blotches that cleared the noise
+    floor, or writing showing through the sheet, not characters. The image is taken before
+    the contrast stretch, which clips a small character's ink to the level of the brightest
+    texture around it and would make the two look alike."""
     if len(chars) < 2:
         return chars
-    paper = float(uint8_percentiles(np.ascontiguousarray(strokes[::4, ::4]), [50])[0])
-    contrast = [stroke_level(strokes, labels, box, members) - paper for box, members in chars]
+    paper = float(uint8_percentiles(np.ascontiguousarray(even[::4, ::4]), [50])[0])
+    contrast = [stroke_level(even, labels, box, members) - paper for box, members in chars]
     strongest = max(contrast)
     return [c for c, k in zip(chars, contrast, strict=True) if k >= INK_CONTRAST * strongest]
 

@@ -274,6 +274,36 @@ def test_marks_much_fainter_than_the_writing_are_not_characters():
     assert as_dark_as_the_writing(chars[1:], labels, strokes) == chars[1:]
 
 
+def _small_character_on_blotchy_paper(depth: float) -> np.ndarray:
+    """A 640x480 frame: paper at 200 with camera noise, four soft blotches `depth` levels
+    darker, and one small dark stroke (a 1, 38 px tall), whose ink covers under 0.1% of it."""
+    rng = np.random.default_rng(0)
+    paper = np.full((480, 640), 200.0)
+    for cx, cy, a, b in (
+        (150, 150, 60, 35),
+        (480, 120, 30, 25),
+        (420, 330, 25, 20),
+        (250, 90, 18, 16),
+    ):
+        blot = np.zeros_like(paper)
+        cv2.ellipse(blot, (cx, cy), (a, b), 0, 0, 360, 1.0, -1)
+        paper -= depth * cv2.GaussianBlur(blot, (0, 0), 2)
+    paper += rng.normal(0, 2, paper.shape)
+    cv2.line(paper, (320, 230), (323, 264), 40, 4)
+    return np.clip(paper, 0, 255).astype(np.uint8)
+
+
+def test_a_small_character_on_blotchy_paper_is_read_alone():
+    """Where the ink is under 0.1% of the frame, the contrast stretch clips it to the level of
+    the brightest blotches: the faint-marks rule must compare the unstretched reflectance, or
+    the blotches pass as characters as strong as the writing (they did: 7-9 of them)."""
+    for depth in (20.0, 30.0, 45.0):
+        chars = find_characters(_small_character_on_blotchy_paper(depth))
+        assert len(chars) == 1
+        box = chars[0].box
+        assert 310 <= box.x <= 325 and 220 <= box.y <= 235 and box.h >= 30
+
+
 def test_ink_cut_by_the_frame_edge_is_not_joined_to_a_character():
     """A thick rule running out of the frame's bottom edge leaves a wedge under a character
     (within half its height, in its columns): joined, it carried the character to the edge."""
