@@ -198,11 +198,11 @@ def even_ink(grey: np.ndarray, ink: str = "auto") -> np.ndarray:
     return paper_reflectance_ink(grey) if dark_ink else flatten_background(grey)
 
 
-def stretch_contrast(ink: np.ndarray) -> np.ndarray:
-    """Stretch an ink-high image from its 1st to its 99.9th percentile onto 0-255 (all zero
-    when it is flat). Where ink covers under 0.1% of the image (a small character in a large
-    frame), the brightest paper texture and the ink both come out at 255."""
-    lo, hi = uint8_percentiles(ink, [1, 99.9])
+def stretch_contrast(ink: np.ndarray, top: float = 99.9) -> np.ndarray:
+    """Stretch an ink-high image from its 1st to its `top` percentile onto 0-255 (all zero
+    when it is flat). Where ink covers under 100 - `top` % of the image (a small character
+    in a large frame), the brightest paper texture and the ink both come out at 255."""
+    lo, hi = uint8_percentiles(ink, [1, top])
     if hi - lo < 1:
         return np.zeros_like(ink)
     levels = (np.arange(256, dtype=np.float32) - lo) * (255.0 / (hi - lo))

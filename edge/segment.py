@@ -53,6 +53,10 @@ MERGE_OVERLAP = 0.5
 # a piece of that character (strokes that do not touch), not a character of its own.
 FRAGMENT_HEIGHT = 0.6
 FRAGMENT_GAP = 0.2
+# When nothing in a frame clears the noise floor, its ink may be too sparse for the usual
+# stretch (under 0.1% of the frame: one small character), which clips it with the paper's
+# brightest noise; the frame is stretched again up to this percentile, which keeps the ink.
+SPARSE_INK_TOP = 99.99
 # No character is read below this height in pixels (the model's glyph is 20 px tall).
 MIN_CHARACTER_HEIGHT = 8
 # Blobs shorter than this fraction of the median character height are specks, not characters.
@@ -360,6 +364,9 @@ def find_characters(
     even = even_ink(grey, ink)
     strokes = stretch_contrast(even)
     mask = binarize(strokes, spec.threshold)
+    if not cv2.countNonZero(mask):  # nothing cleared the noise floor: was the ink clipped?
+        strokes = stretch_contrast(even, SPARSE_INK_TOP)
+        mask = binarize(strokes, spec.threshold)
     boxes, labels, stats = components(mask)
     without_rules = unruled(mask, stats)
     paper = cv2.compare(mask, 0, cv2.CMP_EQ)  # neither ink nor rule: what fills hollow strokes

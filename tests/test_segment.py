@@ -304,6 +304,16 @@ def test_a_small_character_on_blotchy_paper_is_read_alone():
         assert 310 <= box.x <= 325 and 220 <= box.y <= 235 and box.h >= 30
 
 
+def test_a_lone_small_character_on_clean_paper_is_found():
+    """Its ink, under 0.1% of the frame, was clipped with the paper's brightest noise, whose
+    stretched floor then lay above 255: nothing at all was found. Nothing found, the frame is
+    stretched again up to its ink (SPARSE_INK_TOP)."""
+    chars = find_characters(_small_character_on_blotchy_paper(0.0))
+    assert len(chars) == 1 and 310 <= chars[0].box.x <= 325 and chars[0].box.h >= 30
+    blank = np.clip(np.random.default_rng(1).normal(200, 2, (480, 640)), 0, 255)
+    assert find_characters(blank.astype(np.uint8)) == []  # paper alone stays empty
+
+
 def test_ink_cut_by_the_frame_edge_is_not_joined_to_a_character():
     """A thick rule running out of the frame's bottom edge leaves a wedge under a character
     (within half its height, in its columns): joined, it carried the character to the edge."""
