@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=1,
-        help="processes sharing the experiment's Optuna study (seed-000's grid; default 1)",
+        help="processes sharing the work: seed-000's grid, seed-003's search trials and "
+        "trainings (default 1; more on a machine with more cores or a GPU)",
     )
 
     data = sub.add_parser("data", help="download or check data sets")

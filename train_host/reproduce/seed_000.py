@@ -2,7 +2,7 @@
 recognition"): 9 Mish CNNs x 3 optimizers x 4 learning rates = 108 points, batch 512, 50 epochs,
 run as one Optuna grid that processes share and that resumes; a table of all points shaped
 like the paper's, its best (3 conv + 2 dense, Adam 1e-3: 94.68%) beside ours. Our reading of
-the architectures: `seed_000_setup`; the shared study and workers: `seed_000_grid`.
+the architectures: `seed_000_setup`; the shared study: `seed_000_grid`; its workers: `workers`.
 
 Data: emnist-letters "train"/"test", 80/20 of each class as the paper split its pooled set
 (official Letters when present, else derived from ByClass test: 46,723 / 11,682 images against
@@ -28,7 +28,7 @@ from edge.atomic import atomic_write_bytes
 from edge.datasets import data_dir
 from edge.emnist_derived import official_files
 from edge.errors import EdgeError
-from train_host.reproduce import plots, search
+from train_host.reproduce import plots, search, workers
 from train_host.reproduce.common import (
     Data,
     Options,
@@ -41,7 +41,7 @@ from train_host.reproduce.common import (
     predict,
     write_metrics,
 )
-from train_host.reproduce.seed_000_grid import fail_stale, open_grid, spawn_workers
+from train_host.reproduce.seed_000_grid import fail_stale, open_grid
 from train_host.reproduce.seed_000_setup import (
     GRID,
     PAPER_BEST,
@@ -192,8 +192,9 @@ def _run_points(options: Options, data: Data, setup: dict) -> int:
     return search.optimize_missing(study, objective, target, options.progress, [stop_when_started])
 
 
-def work(options: Options) -> int:
-    """One worker: load the data and run grid points until none is left to start."""
+def work(options: Options, index: int = 0, count: int = 1) -> int:
+    """One worker (of `count`; every worker does the same): load the data and run grid points
+    until none is left to start."""
     data = _load(options)
     return _run_points(options, data, _setup(options, data))
 
@@ -281,7 +282,7 @@ def run(options: Options) -> dict:
     study = open_grid(options.storage_url(NAME), setup, options.seed)
     before = search.finished(study)
     if options.workers > 1:
-        spawn_workers(replace(options, storage=options.storage_url(NAME)), options.workers)
+        workers.spawn(work, replace(options, storage=options.storage_url(NAME)), options.workers)
     else:
         _run_points(options, data, setup)
     grid_seconds = time.perf_counter() - start

@@ -1,20 +1,14 @@
 """Seed 000's shared Optuna grid: an RDB storage with heartbeats, a grid sampler that runs
-failed points again, a threshold pruner that stops only diverged points, and worker processes
-that share the study."""
+failed points again, and a threshold pruner that stops only diverged points."""
 
 from __future__ import annotations
 
 import functools
-import multiprocessing
-import os
 import warnings
-from dataclasses import asdict, replace
 
 import optuna
 
-from edge.errors import EdgeError
 from train_host.reproduce import search
-from train_host.reproduce.common import Options
 
 DEAD_ACCURACY = 0.1  # validation accuracy of a diverged point: 2.6 x chance (1/26)
 DEAD_AFTER_EPOCHS = 5
@@ -83,40 +77,3 @@ def fail_stale(study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-
-
-def _worker(fields: dict, index: int, threads: int) -> None:
-    """One spawned process: its own data and share of the cores, the shared study. Any Keras
-    backend runs the points (JAX or PyTorch on a GPU machine too); TensorFlow's threads are
-    limited here, the others' by the OMP/XLA variables the caller sets."""
-    import keras
-
-    from train_host.reproduce.seed_000 import work
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-    work(Options(**fields, progress=lambda line: print(f"[worker {index}] {line}", flush=True)))
-
-
-def spawn_workers(options: Options, count: int) -> None:
-    """Run `count` processes ('spawn'), each running points of the study in
-    `options.storage` until none is left to start, and wait for them all."""
-    fields = asdict(replace(options, workers=1))
-    fields.pop("progress")
-    threads = max(1, (os.cpu_count() or 1) // count)
-    context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=_worker, args=(fields, i, threads), name=f"seed-000-worker-{i}")
-        for i in range(count)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    failed = [f"{w.name} (exit {w.exitcode})" for w in workers if w.exitcode]
-    if failed:
-        raise EdgeError(
-            f"{', '.join(failed)} failed: rerun the same command to run the missing points"
-        )

@@ -25,7 +25,9 @@ running `--models search`; it records its protocol and refuses to mix in another
 finished baseline, optimized or paper-best training is kept in `trainings/` (best weights
 and record), so a run stopped after some of its trainings (7-9 minutes each for the
 baseline on 2 cores, 15-35 for the paper's best trial) goes on from the next one; trainings
-are deterministic per seed, so the figures are those of one run.
+are deterministic per seed, so the figures are those of one run. `--workers N` runs the
+search's trials and each stage's trainings in N processes (each with its own sampler seed),
+for a machine with more cores or a GPU; a rerun with any count goes on where they stopped.
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ import functools
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from edge.atomic import atomic_write_bytes
 from edge.errors import EdgeError
-from train_host.reproduce import plots, search
+from train_host.reproduce import plots, search, workers
 from train_host.reproduce.common import (
     Data,
     Options,
@@ -80,6 +83,7 @@ DEFAULT_STAGES = ("baseline", "search", "ensemble")
 STAGES = (*DEFAULT_STAGES, "paper-best")
 PAPER_FIGURE = {"baseline": "baseline", "optimized": "optimized", "paper-best": "optimized"}
 TRAININGS = "trainings"  # finished trainings, kept for a resumed run
+WORKER_SEED_STRIDE = 10_000  # worker i's sampler seed: seed + i * stride (+ trials stored)
 
 
 def train(params: dict, data: Data, options: Options, epochs: int, seed: int, callbacks=()):
@@ -175,10 +179,26 @@ def _train_or_keep(name: str, params, data: Data, options: Options, epochs: int,
     return model, history, seconds
 
 
+def training_worker(options: Options, index: int, count: int) -> None:
+    """One of `count` worker processes: train its share (every count-th seed) of the stage
+    `options.models[0]`'s `options.repeats` trainings, keeping each in `trainings/`."""
+    (name,) = options.models
+    data, _ = load_paper_data(options.seed, options.quick)
+    epochs = options.pick(QUICK_EPOCHS, PAPER_EPOCHS, options.epochs)
+    params = {"baseline": BASELINE, "paper-best": PAPER_BEST}.get(name)
+    if params is None:  # the optimized configuration: the study's best trial
+        params = _open_study(data, options, epochs).best_params
+    for seed in range(options.seed + index, options.seed + options.repeats, count):
+        _train_or_keep(name, params, data, options, epochs, seed)
+
+
 def _repeat(name: str, params, data: Data, paper, options: Options, epochs: int, count: int):
     """Train `count` models (seeds seed, seed + 1, ...; finished ones kept from an earlier
-    run): their records and accuracies as mean and std (the paper's protocol), their
-    probabilities, and the best on validation."""
+    run; in `options.workers` processes): their records and accuracies as mean and std (the
+    paper's protocol), their probabilities, and the best on validation."""
+    if options.workers > 1 and count > 1:
+        shared = replace(options, models=(name,), repeats=count, storage=options.storage_url(NAME))
+        workers.spawn(training_worker, shared, min(options.workers, count))
     runs, probs, models = [], [], []
     for seed in range(options.seed, options.seed + count):
         model, history, seconds = _train_or_keep(name, params, data, options, epochs, seed)
@@ -229,13 +249,38 @@ def _report(options: Options, name: str, result: dict) -> None:
     )
 
 
-def _search(data: Data, options: Options, epochs: int, out) -> tuple[dict, dict]:
-    """Run the trials still missing; the study's counts, best trial and importance."""
+def _open_study(data: Data, options: Options, epochs: int, index: int = 0):
+    """The search's study, created or resumed under this run's protocol; worker `index`
+    draws with its own sampler seed, so workers started together do not draw alike."""
     protocol = {"train_images": len(data.y_train), "trial_epochs": epochs, "seed": options.seed}
-    study = search.open_study(STUDY, options.storage_url(NAME), options.seed, protocol=protocol)
+    seed = options.seed + index * WORKER_SEED_STRIDE
+    return search.open_study(STUDY, options.storage_url(NAME), seed, protocol=protocol)
+
+
+def search_worker(options: Options, index: int, count: int) -> int:
+    """One of `count` worker processes sharing the study: run trials until the study has
+    its target of finished ones; returns how many this worker ran."""
+    data, _ = load_paper_data(options.seed, options.quick)
+    epochs = options.pick(QUICK_EPOCHS, PAPER_EPOCHS, options.epochs)
     target = options.pick(QUICK_TRIALS, PAPER_TRIALS, options.trials)
+    study = _open_study(data, options, epochs, index)
+    return search.optimize_missing(
+        study, _objective(data, options, epochs), target, options.progress
+    )
+
+
+def _search(data: Data, options: Options, epochs: int, out) -> tuple[dict, dict]:
+    """Run the trials still missing (in `options.workers` processes); the study's counts,
+    best trial and importance."""
+    study = _open_study(data, options, epochs)
+    target = options.pick(QUICK_TRIALS, PAPER_TRIALS, options.trials)
+    before = search.finished(study)
+    if options.workers > 1 and before < target:
+        shared = replace(options, storage=options.storage_url(NAME))
+        workers.spawn(search_worker, shared, options.workers)
     objective = _objective(data, options, epochs)
-    ran = search.optimize_missing(study, objective, target, options.progress)
+    search.optimize_missing(study, objective, target, options.progress)
+    ran = search.finished(study) - before
     complete = search.finished(study, (search.TrialState.COMPLETE,))
     if not complete:
         raise EdgeError(f"study {STUDY!r} has no completed trial: run more with --trials")
