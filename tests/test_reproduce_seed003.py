@@ -175,3 +175,30 @@ def test_repeats_override_the_trainings(tmp_path, shared_data, capsys, monkeypat
     assert run_cli(tmp_path, "--repeats", "0") == 2
     err = capsys.readouterr().err
     assert "--repeats" in err and len(err.strip().splitlines()) == 1
+
+
+def test_workers_share_the_search_and_the_trainings(tmp_path, shared_data, capfd, monkeypatch):
+    """`--workers 2`: two processes run the trials (drawing from their own sampler seeds, so
+    their first trials differ) and the ensemble's trainings, which the run then keeps."""
+    monkeypatch.setenv("HWR_DATA_DIR", str(shared_data))
+    extra = ("--workers", "2", "--trials", "4", "--repeats", "2", "--no-export")
+    assert run_cli(tmp_path, "--models", "search,ensemble", *extra) == 0
+    out = capfd.readouterr().out
+    assert "[worker 0] trial" in out and "[worker 1] trial" in out
+    assert "[worker 0]   optimized seed 0 epoch" in out
+    assert "[worker 1]   optimized seed 1 epoch" in out
+    run_dir = tmp_path / "seed-003"
+    import optuna
+
+    study = optuna.load_study(study_name="seed-003-lenet", storage=f"sqlite:///{run_dir}/optuna.db")
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) >= 4
+    first = {t.number: t.params for t in study.trials[:2]}
+    assert first[0] != first[1]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["ensemble"]["members"] == 2
+    assert metrics["search"]["trials_run_now"] == len(finished)
+    assert {p.name for p in (run_dir / "trainings").iterdir()} == {
+        "optimized-seed0",
+        "optimized-seed1",
+    }
