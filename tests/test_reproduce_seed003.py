@@ -202,3 +202,28 @@ def test_workers_share_the_search_and_the_trainings(tmp_path, shared_data, capfd
         "optimized-seed0",
         "optimized-seed1",
     }
+
+
+def test_search_runs_on_kerass_jax_backend(tmp_path, shared_data):
+    """`KERAS_BACKEND=jax` (the faster backend for this small network on a CPU): the search
+    and a kept training run the same code, and the export still writes TFLite."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax")
+    env = os.environ | {"KERAS_BACKEND": "jax", "HWR_DATA_DIR": str(shared_data)}
+    args = ["seed-003", "--quick", "--out", str(tmp_path), "--trials", "2", "--repeats", "1"]
+    script = (
+        "import sys, keras; from train_host.cli import main; "
+        "print('backend', keras.backend.backend()); sys.exit(main(['reproduce', *sys.argv[1:]]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "backend jax" in done.stdout
+    metrics = json.loads((tmp_path / "seed-003" / "metrics.json").read_text())
+    assert metrics["search"]["trials_completed"] + metrics["search"]["trials_pruned"] == 2
+    assert metrics["ensemble"]["members"] == 1
+    assert (tmp_path / "seed-003" / "models" / "int8.tflite").stat().st_size > 0
