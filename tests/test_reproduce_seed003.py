@@ -227,3 +227,25 @@ def test_search_runs_on_kerass_jax_backend(tmp_path, shared_data):
     assert metrics["search"]["trials_completed"] + metrics["search"]["trials_pruned"] == 2
     assert metrics["ensemble"]["members"] == 1
     assert (tmp_path / "seed-003" / "models" / "int8.tflite").stat().st_size > 0
+
+
+def test_a_killed_processs_trial_is_failed_when_the_search_resumes(
+    quick_run, tmp_path, shared_data, monkeypatch
+):
+    """A process killed mid-trial leaves it running in the storage; its heartbeat stops, and
+    the next run marks it failed instead of leaving it running for ever."""
+    import time
+
+    from train_host.reproduce import search
+
+    monkeypatch.setenv("HWR_DATA_DIR", str(shared_data))
+    monkeypatch.setattr(search, "GRACE_SECONDS", 1)
+    shutil.copytree(quick_run, tmp_path / "seed-003")
+    url = f"sqlite:///{tmp_path}/seed-003/optuna.db"
+    storage = search.heartbeat_storage(url)
+    killed = search.create_study("seed-003-lenet", storage).ask()
+    storage.record_heartbeat(killed._trial_id)  # then the process dies: no more beats
+    time.sleep(2)
+    assert trial_states(tmp_path / "seed-003")[-1] == "RUNNING"
+    assert run_cli(tmp_path, "--models", "search", "--no-export") == 0
+    assert trial_states(tmp_path / "seed-003")[-1] == "FAIL"

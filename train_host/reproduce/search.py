@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from collections.abc import Callable
 
 import optuna
@@ -14,6 +15,34 @@ from edge.errors import EdgeError
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MIN_TRIALS_FOR_IMPORTANCE = 2
+HEARTBEAT_SECONDS = 60
+GRACE_SECONDS = 300
+SQLITE_TIMEOUT_SECONDS = 60
+
+
+def heartbeat_storage(url: str) -> optuna.storages.RDBStorage:
+    """An RDB storage whose running trials beat every HEARTBEAT_SECONDS, so the trial of a
+    killed process can be found (`fail_stale`); SQLite waits up to a minute for a lock, as
+    processes sharing one file take turns."""
+    engine = (
+        {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}} if url.startswith("sqlite") else {}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+        )
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Mark failed the trials of processes whose heartbeat stopped (killed), so a resumed
+    search neither waits for them nor counts them as running."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def create_study(name: str, storage, pruner=None) -> optuna.Study:

@@ -41,7 +41,7 @@ from train_host.reproduce.common import (
     predict,
     write_metrics,
 )
-from train_host.reproduce.seed_000_grid import fail_stale, open_grid
+from train_host.reproduce.seed_000_grid import open_grid
 from train_host.reproduce.seed_000_setup import (
     GRID,
     PAPER_BEST,
@@ -176,7 +176,7 @@ def _run_points(options: Options, data: Data, setup: dict) -> int:
     """Run grid points until none is left to start (or --trials are finished); returns how
     many this process ran."""
     study = open_grid(options.storage_url(NAME), setup, options.seed)
-    fail_stale(study)
+    search.fail_stale(study)
     sampler = study.sampler
     if not sampler.unstarted(study):
         return 0

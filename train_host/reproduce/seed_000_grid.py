@@ -4,7 +4,6 @@ failed points again, and a threshold pruner that stops only diverged points."""
 from __future__ import annotations
 
 import functools
-import warnings
 
 import optuna
 
@@ -12,9 +11,6 @@ from train_host.reproduce import search
 
 DEAD_ACCURACY = 0.1  # validation accuracy of a diverged point: 2.6 x chance (1/26)
 DEAD_AFTER_EPOCHS = 5
-HEARTBEAT_SECONDS = 60
-GRACE_SECONDS = 300
-SQLITE_TIMEOUT_SECONDS = 60
 
 
 class ResumableGridSampler(optuna.samplers.GridSampler):
@@ -49,17 +45,7 @@ def open_grid(url: str, setup: dict, seed: int) -> optuna.Study:
     """Create or load the grid's study (setup: "study", "space", "protocol"): heartbeats, so a
     killed process's trial is failed and run again, and a grid sampler with the same seed in
     every process (the order of its points depends on it)."""
-    engine = (
-        {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}} if url.startswith("sqlite") else {}
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-        )
+    storage = search.heartbeat_storage(url)
     pruner = optuna.pruners.ThresholdPruner(lower=DEAD_ACCURACY, n_warmup_steps=DEAD_AFTER_EPOCHS)
     grid = functools.partial(ResumableGridSampler, setup["space"])
     return search.open_study(
@@ -70,10 +56,3 @@ def open_grid(url: str, setup: dict, seed: int) -> optuna.Study:
         sampler=lambda **moved_on: grid(seed=seed),  # the grid's order must not move on
         protocol=setup["protocol"],
     )
-
-
-def fail_stale(study: optuna.Study) -> None:
-    """Mark failed the trials of processes whose heartbeat stopped (killed), so they run again."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)

@@ -20,8 +20,9 @@ without the 200-trial search that found it. Not reproduced: the accuracy-vs-trai
 curves (20 trainings per size) and the final 70/30 retraining "for deployment"; the export
 takes the single model best on validation.
 
-The study resumes (SQLite in the run folder, or --storage) and can be shared by processes
-running `--models search`; it records its protocol and refuses to mix in another one. Each
+The study resumes (SQLite in the run folder, or --storage; the trial of a killed process is
+marked failed once its heartbeat has stopped for five minutes) and can be shared by
+processes running `--models search`; it records its protocol and refuses to mix in another one. Each
 finished baseline, optimized or paper-best training is kept in `trainings/` (best weights
 and record), so a run stopped after some of its trainings (7-9 minutes each for the
 baseline on 2 cores, 15-35 for the paper's best trial) goes on from the next one; trainings
@@ -254,7 +255,10 @@ def _open_study(data: Data, options: Options, epochs: int, index: int = 0):
     draws with its own sampler seed, so workers started together do not draw alike."""
     protocol = {"train_images": len(data.y_train), "trial_epochs": epochs, "seed": options.seed}
     seed = options.seed + index * WORKER_SEED_STRIDE
-    return search.open_study(STUDY, options.storage_url(NAME), seed, protocol=protocol)
+    storage = search.heartbeat_storage(options.storage_url(NAME))
+    study = search.open_study(STUDY, storage, seed, protocol=protocol)
+    search.fail_stale(study)  # trials of killed processes
+    return study
 
 
 def search_worker(options: Options, index: int, count: int) -> int:
