@@ -229,6 +229,7 @@ def test_search_runs_on_kerass_jax_backend(tmp_path, shared_data):
     assert (tmp_path / "seed-003" / "models" / "int8.tflite").stat().st_size > 0
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test asks for a trial by hand
 def test_a_killed_processs_trial_is_failed_when_the_search_resumes(
     quick_run, tmp_path, shared_data, monkeypatch
 ):
