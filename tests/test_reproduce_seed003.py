@@ -177,6 +177,12 @@ def test_repeats_override_the_trainings(tmp_path, shared_data, capsys, monkeypat
     assert "--repeats" in err and len(err.strip().splitlines()) == 1
 
 
+def test_workers_below_one_is_one_line_error(tmp_path, capsys):
+    assert run_cli(tmp_path, "--workers", "0") == 2
+    err = capsys.readouterr().err
+    assert "--workers must be at least 1" in err and len(err.strip().splitlines()) == 1
+
+
 def test_workers_share_the_search_and_the_trainings(tmp_path, shared_data, capfd, monkeypatch):
     """`--workers 2`: two processes run the trials (drawing from their own sampler seeds, so
     their first trials differ) and the ensemble's trainings, which the run then keeps."""

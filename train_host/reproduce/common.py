@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.atomic import atomic_write_bytes
+from edge.errors import EdgeError
 from edge.preprocess import PreprocessSpec, to_model_input
 from train_host.data import load_dataset, train_val_split
 
@@ -63,6 +64,10 @@ class Options:
     batch_size: int | None = None
     workers: int = 1
     progress: Callable[[str], None] = print
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise EdgeError(f"--workers must be at least 1, not {self.workers}")
 
     def wants(self, model: str) -> bool:
         """Whether this run includes the named model."""

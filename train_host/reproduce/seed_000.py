@@ -273,8 +273,6 @@ def run(options: Options) -> dict:
         raise EdgeError(
             f"{NAME} runs one grid, not named models: use --quick, --trials or --epochs"
         )
-    if options.workers < 1:
-        raise EdgeError(f"--workers must be at least 1, not {options.workers}")
     start = time.perf_counter()
     data = _load(options)
     setup = _setup(options, data)

@@ -32,8 +32,6 @@ def _worker(work: Work, fields: dict, index: int, count: int, threads: int) -> N
 def spawn(work: Work, options: Options, count: int) -> None:
     """Run `work` in `count` processes ('spawn': `work` must be a module-level function) with
     `options` (one worker each), and wait for them all; one line naming the failed ones."""
-    if count < 1:
-        raise EdgeError(f"--workers must be at least 1, not {count}")
     fields = asdict(replace(options, workers=1))
     fields.pop("progress")
     threads = max(1, (os.cpu_count() or 1) // count)
