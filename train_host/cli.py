@@ -1,4 +1,5 @@
-"""`train-host train | export | data`: the host command line; the only place that prints/exits."""
+"""`train-host train | export | ensemble | camera-set | data | reproduce`: the host command line;
+the only place that prints/exits."""
 
 from __future__ import annotations
 
@@ -52,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=None, help="batch size (128)")
     train.add_argument("--learning-rate", type=float, default=None, help="peak Adam rate (2e-3)")
     train.add_argument("--seed", type=int, default=None, help="random seed (0)")
+    train.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="seed of the validation split (--seed): give an ensemble's members the same one",
+    )
     train.add_argument("--pca-components", type=int, default=None, help="PCA-MLP components (64)")
     train.add_argument(
         "--width",
@@ -89,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="subset of float32 float16 dynamic int8 (all)",
     )
     export.add_argument("--json", type=Path, default=None, help="write the results as JSON")
+
+    ensemble = sub.add_parser(
+        "ensemble",
+        help="average trained runs into one model (a run folder `train-host export` takes)",
+    )
+    ensemble.add_argument(
+        "runs", type=Path, nargs="+", help="run folders trained with the same --split-seed"
+    )
+    ensemble.add_argument("--out", type=Path, required=True, help="run folder to write")
 
     camera = sub.add_parser(
         "camera-set", help="render test-split characters as camera photos of ink on paper"
@@ -210,6 +226,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
+        split_seed=args.split_seed,
         pca_components=args.pca_components,
         width=args.width,
         several=args.several,
@@ -245,6 +262,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     results = export_run(args.run, args.out, variants)
     if args.json:
         write_text(args.json, json.dumps(results_as_dicts(results), indent=2))
+    return 0
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from train_host.ensemble import ensemble_runs
+
+    record = ensemble_runs(args.runs, args.out, progress=lambda line: print(line, flush=True))
+    print(
+        f"done: {len(record['members'])} members, val accuracy "
+        f"{100 * record['val_accuracy']:.2f}%, {record['params']} parameters -> {args.out} "
+        f"(next: train-host export {args.out})"
+    )
     return 0
 
 
@@ -350,6 +379,7 @@ COMMANDS = {
     "reproduce": cmd_reproduce,
     "train": cmd_train,
     "export": cmd_export,
+    "ensemble": cmd_ensemble,
     "data": cmd_data,
     "camera-set": cmd_camera_set,
 }

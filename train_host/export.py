@@ -16,9 +16,10 @@ from edge.datasets import save_npz_split
 from edge.interpreter import Classifier, read_tensor_specs
 from edge.preprocess import to_model_input
 from edge.spec import SCHEMA_VERSION, ModelSpec, file_sha256
-from train_host.data import load_dataset, train_val_split
+from train_host.data import load_dataset
+from train_host.ensemble import export_copy
 from train_host.quantize import VARIANTS, convert
-from train_host.train import build_for_config, load_run
+from train_host.train import load_run, split_for
 
 EVAL_FILE = "test-split.npz"
 REPRESENTATIVE_SAMPLES = 500
@@ -61,9 +62,7 @@ def git_revision() -> str:
 
 def representative_inputs(config, count: int = REPRESENTATIVE_SAMPLES) -> np.ndarray:
     """Model inputs from the training split (never val or test), for int8 calibration."""
-    train_split, _ = train_val_split(
-        load_dataset(config.dataset, config.train_split), config.val_fraction, config.seed
-    )
+    _, train_split, _ = split_for(config)
     rng = np.random.default_rng(config.seed)
     pick = rng.choice(len(train_split.labels), min(count, len(train_split.labels)), replace=False)
     return to_model_input(train_split.images[np.sort(pick)], config.preprocess)
@@ -71,8 +70,10 @@ def representative_inputs(config, count: int = REPRESENTATIVE_SAMPLES) -> np.nda
 
 def _sidecar(path: Path, variant: str, record: dict, config, test, metrics: dict) -> ModelSpec:
     tensor_in, tensor_out = read_tensor_specs(path)
+    members = record.get("members", [])
+    kind = f"{config.model}-ensemble{len(members)}" if members else config.model
     extra = {
-        "name": f"{config.dataset}-{config.model}",
+        "name": f"{config.dataset}-{kind}",
         "variant": variant,
         "model_file": path.name,
         "file_size": path.stat().st_size,
@@ -87,7 +88,12 @@ def _sidecar(path: Path, variant: str, record: dict, config, test, metrics: dict
                 "train_seconds",
                 "model_options",
             )
-        },
+        }
+        | (
+            {"members": [{k: m[k] for k in ("run", "val_accuracy")} for m in members]}
+            if members
+            else {}
+        ),
         "git_revision": git_revision(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -162,8 +168,7 @@ def export_run(
     float_acc = float(
         np.mean(np.argmax(model.predict(x_test, batch_size=256, verbose=0), 1) == test.labels)
     )
-    export_model = build_for_config(config, record["num_classes"], batch_size=1)
-    export_model.set_weights(model.get_weights())
+    export_model = export_copy(model, record, config)
     rep = representative_inputs(config)
     save_npz_split(test, out / EVAL_FILE)
     results = []

@@ -41,6 +41,7 @@ class TrainConfig:
     batch_size: int = 128
     learning_rate: float = 2e-3
     seed: int = 0
+    split_seed: int | None = None  # the validation split's seed; None: `seed`
     val_fraction: float = 0.1
     augment: bool = True
     camera_augment: bool = False
@@ -53,6 +54,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.preprocess is None:
             object.__setattr__(self, "preprocess", dataset_spec(self.dataset))
+
+    def resolved_split_seed(self) -> int:
+        """Seed of the train/validation split: models that share it share their validation
+        images (an ensemble's members must)."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def resolved_epochs(self) -> int:
         """Epochs to run: the configured number, else the dataset's default."""
@@ -72,6 +78,15 @@ def config_from_dict(data: dict) -> TrainConfig:
     values["hidden"] = tuple(values.get("hidden", (256, 128)))
     values["preprocess"] = PreprocessSpec(**values.get("preprocess", {}))
     return TrainConfig(**values)
+
+
+def split_for(config: TrainConfig):
+    """(the whole split, its training part, its validation part) as `config` carves them."""
+    full = load_dataset(config.dataset, config.train_split)
+    train_split, val_split = train_val_split(
+        full, config.val_fraction, config.resolved_split_seed()
+    )
+    return full, train_split, val_split
 
 
 def seed_everything(seed: int) -> None:
@@ -200,8 +215,7 @@ def train(config: TrainConfig, out_dir: str | Path, verbose: int = 2) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed)
-    full = load_dataset(config.dataset, config.train_split)
-    train_split, val_split = train_val_split(full, config.val_fraction, config.seed)
+    full, train_split, val_split = split_for(config)
     # the best epoch is chosen on the characters alone: the task the class only serves
     images_tr, y_tr = with_several_class(train_split, config.several, config.seed)
     x_tr = to_model_input(images_tr, config.preprocess)

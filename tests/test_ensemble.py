@@ -1,0 +1,90 @@
+"""`train-host ensemble`: trained runs averaged into one model that exports and runs on the
+edge like any other."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+
+def _train(out: Path, seed: int, split_seed: int | None) -> Path:
+    from train_host.train import TrainConfig, train
+
+    config = TrainConfig(dataset="digits", epochs=1, seed=seed, split_seed=split_seed)
+    train(config, out, verbose=0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("ensemble")
+    return [_train(root / f"seed{seed}", seed, split_seed=0) for seed in (0, 1)]
+
+
+@pytest.fixture(scope="module")
+def exported(members, tmp_path_factory) -> Path:
+    from train_host.ensemble import ensemble_runs
+    from train_host.export import export_run
+
+    out = tmp_path_factory.mktemp("ensemble") / "ensemble"
+    ensemble_runs(members, out, progress=lambda line: None)
+    export_run(out, variants=("float32", "int8"), progress=lambda line: None)
+    return out
+
+
+def test_ensemble_is_the_mean_of_its_members_in_tflite(members, exported):
+    from edge.datasets import load_npz_split
+    from edge.interpreter import Classifier
+    from edge.preprocess import to_model_input
+    from train_host.train import load_run
+
+    test = load_npz_split(exported / "test-split.npz")
+    x = to_model_input(test.images[:20], load_run(members[0])[2].preprocess)
+    mean = np.mean([load_run(m)[0].predict(x, verbose=0) for m in members], axis=0)
+    clf = Classifier(exported / "float32.tflite")
+    tflite = clf.predict_batch(test.images[:20])
+    np.testing.assert_allclose(tflite, mean, atol=1e-5)
+
+
+def test_ensemble_record_and_sidecar_name_their_members(members, exported):
+    record = json.loads((exported / "train.json").read_text())
+    assert [m["run"] for m in record["members"]] == [str(m) for m in members]
+    assert 0.0 <= record["val_accuracy"] <= 1.0
+    sidecar = json.loads((exported / "int8.json").read_text())
+    assert sidecar["name"] == "digits-cnn-ensemble2"
+    assert len(sidecar["training"]["members"]) == 2
+    assert sidecar["metrics"]["tflite_accuracy"] > 0
+
+
+def test_members_with_other_validation_splits_are_refused(members, tmp_path, capsys):
+    from train_host.cli import main
+
+    other = _train(tmp_path / "other-split", seed=2, split_seed=None)  # split seed 2
+    code = main(["ensemble", str(members[0]), str(other), "--out", str(tmp_path / "e")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "--split-seed" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "e").exists()
+
+
+def test_ensemble_needs_two_run_folders(members, tmp_path, capsys):
+    from train_host.cli import main
+
+    assert main(["ensemble", str(members[0]), "--out", str(tmp_path / "e")]) == 2
+    assert "at least two" in capsys.readouterr().err
+    assert main(["ensemble", str(members[0]), str(tmp_path), "--out", str(tmp_path / "e")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+
+
+def test_split_seed_defaults_to_the_seed_and_old_records_load():
+    from train_host.train import TrainConfig, config_from_dict
+
+    assert TrainConfig(seed=3).resolved_split_seed() == 3
+    assert TrainConfig(seed=3, split_seed=0).resolved_split_seed() == 0
+    old = {"dataset": "digits", "seed": 5}  # a train.json written before --split-seed
+    assert config_from_dict(old).resolved_split_seed() == 5
