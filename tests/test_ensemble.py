@@ -12,12 +12,25 @@ import pytest
 pytest.importorskip("tensorflow")
 
 
-def _train(out: Path, seed: int, split_seed: int | None) -> Path:
+def _train(out: Path, seed: int, split_seed: int | None, width: int = 16) -> Path:
     from train_host.train import TrainConfig, train
 
-    config = TrainConfig(dataset="digits", epochs=1, seed=seed, split_seed=split_seed)
+    config = TrainConfig(dataset="digits", epochs=1, seed=seed, split_seed=split_seed, width=width)
     train(config, out, verbose=0)
     return out
+
+
+def _tflite_and_keras_mean(run: Path, members: list[Path], count: int = 20):
+    """The exported float32 ensemble's probabilities and the mean of its members' (Keras)."""
+    from edge.datasets import load_npz_split
+    from edge.interpreter import Classifier
+    from edge.preprocess import to_model_input
+    from train_host.train import load_run
+
+    test = load_npz_split(run / "test-split.npz")
+    x = to_model_input(test.images[:count], load_run(members[0])[2].preprocess)
+    mean = np.mean([load_run(m)[0].predict(x, verbose=0) for m in members], axis=0)
+    return Classifier(run / "float32.tflite").predict_batch(test.images[:count]), mean
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +51,19 @@ def exported(members, tmp_path_factory) -> Path:
 
 
 def test_ensemble_is_the_mean_of_its_members_in_tflite(members, exported):
-    from edge.datasets import load_npz_split
-    from edge.interpreter import Classifier
-    from edge.preprocess import to_model_input
-    from train_host.train import load_run
+    tflite, mean = _tflite_and_keras_mean(exported, members)
+    np.testing.assert_allclose(tflite, mean, atol=1e-5)
 
-    test = load_npz_split(exported / "test-split.npz")
-    x = to_model_input(test.images[:20], load_run(members[0])[2].preprocess)
-    mean = np.mean([load_run(m)[0].predict(x, verbose=0) for m in members], axis=0)
-    clf = Classifier(exported / "float32.tflite")
-    tflite = clf.predict_batch(test.images[:20])
+
+def test_members_of_other_widths_keep_their_own_weights(members, tmp_path):
+    from train_host.ensemble import ensemble_runs
+    from train_host.export import export_run
+
+    narrow = _train(tmp_path / "narrow", seed=3, split_seed=0, width=8)
+    both = [narrow, members[0]]
+    ensemble_runs(both, tmp_path / "mixed", progress=lambda line: None)
+    export_run(tmp_path / "mixed", variants=("float32",), progress=lambda line: None)
+    tflite, mean = _tflite_and_keras_mean(tmp_path / "mixed", both)
     np.testing.assert_allclose(tflite, mean, atol=1e-5)
 
 

@@ -31,6 +31,11 @@ from train_host.train import (
 SHARED = ("dataset", "train_split", "val_fraction", "preprocess")
 
 
+def member_name(index: int) -> str:
+    """The layer name of an ensemble's member `index`."""
+    return f"member{index}"
+
+
 def build_ensemble(members: list, batch_size: int | None = None):
     """One Keras model whose output is the mean of the members' class probabilities."""
     import keras
@@ -38,7 +43,7 @@ def build_ensemble(members: list, batch_size: int | None = None):
     inputs = keras.Input(tuple(members[0].inputs[0].shape[1:]), batch_size=batch_size, name="image")
     outputs = []
     for index, member in enumerate(members):
-        member.name = f"member{index}"  # nested models need names of their own
+        member.name = member_name(index)  # nested models need names of their own
         outputs.append(member(inputs))
     mean = keras.layers.Average(name="probabilities")(outputs)
     return keras.Model(inputs, mean, name="ensemble")
@@ -59,11 +64,10 @@ def export_copy(model, record: dict, config: TrainConfig, batch_size: int = 1):
         rebuilt = build_for_config(config, record["num_classes"], batch_size=batch_size)
         rebuilt.set_weights(model.get_weights())
         return rebuilt
-    nested = [layer for layer in model.layers if hasattr(layer, "layers")]
     members = []
-    for member_config, trained in zip(configs, nested, strict=True):
+    for index, member_config in enumerate(configs):
         rebuilt = build_for_config(member_config, record["num_classes"], batch_size=batch_size)
-        rebuilt.set_weights(trained.get_weights())
+        rebuilt.set_weights(model.get_layer(member_name(index)).get_weights())
         members.append(rebuilt)
     return build_ensemble(members, batch_size)
 
