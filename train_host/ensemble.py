@@ -23,6 +23,7 @@ from train_host.train import (
     RUN_FILE,
     TrainConfig,
     build_for_config,
+    config_from_dict,
     load_run,
     split_for,
 )
@@ -51,8 +52,6 @@ def build_ensemble(members: list, batch_size: int | None = None):
 
 def member_configs(record: dict) -> list[TrainConfig]:
     """The members' configs recorded in an ensemble's train.json (empty for a single run)."""
-    from train_host.train import config_from_dict
-
     return [config_from_dict(m["config"]) for m in record.get("members", [])]
 
 
