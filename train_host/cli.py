@@ -250,11 +250,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     from train_host.export import export_run, results_as_dicts
     from train_host.quantize import VARIANTS
 
-    if not (args.run / "train.json").exists():
-        raise EdgeError(
-            f"{args.run} is not a run folder (no train.json): train first with "
-            f"`train-host train --out {args.run}`"
-        )
     variants = tuple(args.variants or VARIANTS)
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:

@@ -13,8 +13,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from edge.atomic import atomic_write_bytes
 from edge.errors import EdgeError
 from edge.preprocess import to_model_input
@@ -24,6 +22,7 @@ from train_host.train import (
     TrainConfig,
     build_for_config,
     config_from_dict,
+    keras_accuracy,
     load_run,
     split_for,
 )
@@ -92,18 +91,11 @@ def _check_members(runs: list[tuple], names: list[str]) -> None:
             raise EdgeError(f"{name} and {first_name} have different classes")
 
 
-def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(np.argmax(model.predict(x, batch_size=256, verbose=0), 1) == y))
-
-
 def ensemble_runs(run_dirs: list[Path], out_dir: Path, progress=print) -> dict:
     """Average trained runs into one model in `out_dir` (model.keras, train.json) and measure
     it and each member on their shared validation split; returns the record."""
     if len(run_dirs) < 2:
         raise EdgeError("give at least two run folders to ensemble")
-    for run in run_dirs:
-        if not (Path(run) / RUN_FILE).exists():
-            raise EdgeError(f"{run} is not a run folder (no {RUN_FILE}): train it first")
     runs = [load_run(run) for run in run_dirs]
     _check_members(runs, [str(r) for r in run_dirs])
     config = runs[0][2]
@@ -112,7 +104,7 @@ def ensemble_runs(run_dirs: list[Path], out_dir: Path, progress=print) -> dict:
     start = time.perf_counter()
     members = []
     for run, (model, record, member_config) in zip(run_dirs, runs, strict=True):
-        val = _accuracy(model, x_val, val_split.labels)
+        val = keras_accuracy(model, x_val, val_split.labels)
         progress(f"member {run}: validation {100 * val:.2f}%")
         members.append(
             {
@@ -124,7 +116,7 @@ def ensemble_runs(run_dirs: list[Path], out_dir: Path, progress=print) -> dict:
             }
         )
     model = build_ensemble([model for model, _, _ in runs])
-    val_acc = _accuracy(model, x_val, val_split.labels)
+    val_acc = keras_accuracy(model, x_val, val_split.labels)
     progress(f"ensemble of {len(runs)}: validation {100 * val_acc:.2f}%")
     first = runs[0][1]
     record = {

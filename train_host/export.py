@@ -19,7 +19,7 @@ from edge.spec import SCHEMA_VERSION, ModelSpec, file_sha256
 from train_host.data import load_dataset
 from train_host.ensemble import export_copy
 from train_host.quantize import VARIANTS, convert
-from train_host.train import load_run, split_for
+from train_host.train import keras_accuracy, load_run, split_for
 
 EVAL_FILE = "test-split.npz"
 REPRESENTATIVE_SAMPLES = 500
@@ -165,9 +165,7 @@ def export_run(
     out.mkdir(parents=True, exist_ok=True)
     test = load_dataset(config.dataset, "test")
     x_test = to_model_input(test.images, config.preprocess)
-    float_acc = float(
-        np.mean(np.argmax(model.predict(x_test, batch_size=256, verbose=0), 1) == test.labels)
-    )
+    float_acc = keras_accuracy(model, x_test, test.labels)
     export_model = export_copy(model, record, config)
     rep = representative_inputs(config)
     save_npz_split(test, out / EVAL_FILE)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.atomic import atomic_write_bytes
+from edge.errors import EdgeError
 from edge.preprocess import PreprocessSpec, to_model_input
 from edge.spec import SEVERAL_LABEL, dataset_spec
 from train_host.data import load_dataset, train_val_split
@@ -273,11 +274,22 @@ def train(config: TrainConfig, out_dir: str | Path, verbose: int = 2) -> dict:
     return record
 
 
+def keras_accuracy(model, x: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy of a Keras model on model inputs `x`."""
+    return float(np.mean(np.argmax(model.predict(x, batch_size=256, verbose=0), 1) == labels))
+
+
 def load_run(run_dir: str | Path):
-    """Load a trained run: (keras model, run record, TrainConfig)."""
+    """Load a trained run: (keras model, run record, TrainConfig); a folder without
+    train.json is a one-line error."""
     import keras
 
     run = Path(run_dir)
+    if not (run / RUN_FILE).exists():
+        raise EdgeError(
+            f"{run} is not a run folder (no {RUN_FILE}): train first with "
+            f"`train-host train --out {run}`"
+        )
     record = json.loads((run / RUN_FILE).read_text())
     return keras.models.load_model(run / MODEL_FILE), record, config_from_dict(record["config"])
 
