@@ -81,6 +81,7 @@ class BenchRow:
     peak_rss_mb: float
     rss_growth_mb: float
     p50_drift: float = float("nan")
+    float_ops: tuple[str, ...] = ()
     latency_samples_ms: tuple[float, ...] = ()
 
     @property
@@ -287,6 +288,7 @@ def bench_model(
         xnnpack=xnnpack,
         size_bytes=Path(path).stat().st_size,
         tensor_bytes=clf.tensor_bytes(),
+        float_ops=clf.float_ops(),
         dataset=f"{split.name}/{split.split}",
         accuracy=correct / len(x),
         accuracy_ci95=wilson_interval(correct, len(x)),

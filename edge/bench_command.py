@@ -156,6 +156,17 @@ def drift_warnings(rows: list) -> list[str]:
     ]
 
 
+def float_warnings(rows: list) -> list[str]:
+    """Warn where an int8 model still computes in float (see `edge.interpreter.ops_in_float`)."""
+    from edge.interpreter import float_ops_warning
+
+    return [
+        f"{r.path}: {float_ops_warning(r.float_ops)}"
+        for r in rows
+        if r.variant == "int8" and r.float_ops
+    ]
+
+
 def _backend_name() -> str:
     from edge.interpreter import load_backend
 
@@ -213,7 +224,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     photos = _bench_photos(args) if args.photos else []
     stages = _bench_frames(args) if args.frames else []
     after = telemetry.snapshot()
-    warnings = telemetry.compare(before, after) + drift_warnings(rows)
+    warnings = telemetry.compare(before, after) + drift_warnings(rows) + float_warnings(rows)
     for text, present in (
         (format_table(rows), rows),
         (format_sweep_table(sweep), sweep),

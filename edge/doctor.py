@@ -29,6 +29,10 @@ BACKEND_FIX = "pip install ai-edge-litert (or tflite-runtime on older Pis)"
 OPENCV_FIX = "sudo apt install python3-opencv or pip install opencv-python-headless"
 PICAMERA2_FIX = "sudo apt install python3-picamera2 and create the venv with --system-site-packages"
 NO_CAMERA_FIX = "check the ribbon cable, then run rpicam-hello"
+FLOAT_OPS_FIX = (
+    "fine on a Pi's CPU; for integer-only hardware re-export with `train-host export`, "
+    "replacing layers TFLite cannot run in int8"
+)
 WEBCAM_FIX = "check the USB cable and `ls /dev/video*`, or try another index"
 MODEL_RUN_FIX = "re-export it with `train-host export` or use a newer runtime"
 MEMORY_FIX = "close other programs (a desktop, a browser) or add swap"
@@ -196,7 +200,21 @@ def check_model(path: Path | None = None) -> Check:
     except (RuntimeError, ValueError) as exc:
         return Check("model", "FAIL", f"{path} does not run ({_one_line(exc)})", MODEL_RUN_FIX)
     detail = f"{path.name} loads in {load_ms:.0f} ms ({clf.backend.name}), first predict"
-    return Check("model", "ok", f"{detail} {predict_ms:.2f} ms")
+    detail = f"{detail} {predict_ms:.2f} ms"
+    if clf.spec.extra.get("variant") == "int8":
+        return _check_integer_only(clf, detail)
+    return Check("model", "ok", detail)
+
+
+def _check_integer_only(clf, detail: str) -> Check:
+    """An int8 model should need no float kernel: warn, naming them, where it does."""
+    from edge.interpreter import count_ops
+
+    float_ops = clf.float_ops()
+    if not float_ops:
+        return Check("model", "ok", f"{detail}, integer kernels only")
+    detail = f"{detail}; {len(float_ops)} ops compute in float ({count_ops(float_ops)})"
+    return Check("model", "warn", detail, FLOAT_OPS_FIX)
 
 
 def check_governor() -> Check:

@@ -95,6 +95,40 @@ def _tensor_spec(detail: dict) -> TensorSpec:
     return TensorSpec(shape, np.dtype(detail["dtype"]).name, float(scale), int(zero_point))
 
 
+def ops_in_float(interpreter: Any) -> tuple[str, ...]:
+    """The model's ops that read or write a float tensor, in graph order.
+
+    A full-int8 model should list none: each one listed (the converter's DEQUANTIZE and
+    QUANTIZE around an activation it left in float, say) needs float kernels, which
+    integer-only accelerators lack. Delegate nodes (XNNPACK) are left out: they stand for
+    ops already listed.
+    """
+    is_float = {
+        d["index"]: np.dtype(d["dtype"]).kind == "f" for d in interpreter.get_tensor_details()
+    }
+    found = []
+    for op in interpreter._get_ops_details():
+        tensors = [int(t) for t in (*op["inputs"], *op["outputs"]) if t >= 0]
+        if op["op_name"] != "DELEGATE" and any(is_float.get(t, False) for t in tensors):
+            found.append(op["op_name"])
+    return tuple(found)
+
+
+def count_ops(names: tuple[str, ...] | list[str]) -> str:
+    """ "DEQUANTIZE x3, ELU x3": each op name once, with how often it occurs, in first order."""
+    counts = {name: list(names).count(name) for name in dict.fromkeys(names)}
+    return ", ".join(f"{name} x{n}" for name, n in counts.items())
+
+
+def float_ops_warning(ops: tuple[str, ...]) -> str:
+    """What it means that an int8 model still runs `ops` in float."""
+    return (
+        f"{len(ops)} ops still compute in float ({count_ops(ops)}): integer-only hardware "
+        "cannot run this model: replace the layers behind them with ones TFLite runs in int8 "
+        "(relu, tanh, sigmoid and elu do)"
+    )
+
+
 def read_tensor_specs(model_path: str | Path, backend: str | None = None):
     """Read a model's input and output TensorSpec straight from the .tflite (for writing sidecars).
 
@@ -276,6 +310,10 @@ class Classifier:
         if self._out_quant:
             return self._dequantize.take(raw.view(np.uint8))
         return raw
+
+    def float_ops(self) -> tuple[str, ...]:
+        """The ops of this model that compute in float (see `ops_in_float`)."""
+        return ops_in_float(self.interpreter)
 
     def tensor_bytes(self) -> int:
         """Bytes of every tensor the interpreter allocated (weights and activations): the

@@ -55,10 +55,15 @@ def format_table(rows: list[BenchRow]) -> str:
         f"  {r.model} {r.variant}: load {r.load_ms:.1f} ms, first inference "
         f"{r.first_inference_ms:.2f} ms, tensors {r.tensor_bytes / 1024:.0f} KB, RSS growth "
         f"{r.rss_growth_mb:+.1f} MB, timer cost {1000 * r.measure_cost_ms:.2f} us "
-        f"({100 * r.measure_cost_ratio:.2f}% of p50), p50 drift {100 * r.p50_drift:.1f}%"
+        f"({100 * r.measure_cost_ratio:.2f}% of p50), p50 drift {100 * r.p50_drift:.1f}%, "
+        f"{_kernels(r.float_ops)}"
         for r in rows
     ]
     return "\n".join(lines)
+
+
+def _kernels(float_ops: tuple[str, ...]) -> str:
+    return f"{len(float_ops)} ops in float" if float_ops else "integer kernels only"
 
 
 def format_sweep_table(points: list) -> str:
@@ -181,6 +186,7 @@ def to_csv(rows: list[BenchRow]) -> str:
     for row in rows:
         record = asdict(row)
         record.pop("latency_samples_ms")
+        record["float_ops"] = " ".join(record["float_ops"])
         low, high = record.pop("accuracy_ci95")
         record |= {"accuracy_ci95_low": low, "accuracy_ci95_high": high}
         for nested in ("latency", "raw_invoke"):

@@ -24,6 +24,7 @@ from edge.bench import (
     time_calls,
     wilson_interval,
 )
+from edge.bench_command import float_warnings
 from edge.camera import read_image
 from edge.datasets import Split
 from edge.errors import EdgeError
@@ -171,6 +172,10 @@ def test_bench_row_extras(row, golden_split):
     assert 0 < row.measure_cost_ms < row.latency.p50
     assert row.measure_cost_ratio == pytest.approx(row.measure_cost_ms / row.latency.p50)
     assert abs(row.rss_growth_mb) < 50
+    assert row.float_ops == ()  # the golden int8 model runs on integer kernels only
+    assert "integer kernels only" in format_table([row])
+    assert "ELU x2" in float_warnings([replace(row, float_ops=("ELU", "DEQUANTIZE", "ELU"))])[0]
+    assert float_warnings([row, replace(row, variant="float32", float_ops=("ADD",))]) == []
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,8 @@
 """int8 conversion: the inputs of saturating activations get the range they can use, ELU
 runs in int8, and a model built on another Keras backend converts as on TensorFlow's."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -191,3 +193,33 @@ def test_a_model_built_on_jax_converts_as_on_tensorflow(tmp_path):
     test = _images(50, 1)
     here = _int8_probabilities(convert(model, "int8", calibration), test)
     assert np.array_equal(_int8_probabilities(from_jax, test), here)
+
+
+def test_float_kernels_are_found_in_an_int8_model_and_named_by_doctor(tmp_path, golden_sidecar):
+    """`ops_in_float` names the converter's float islands (each DEQUANTIZE, ELU, QUANTIZE),
+    none once repaired; `edge doctor` warns on such an int8 model and names the ops."""
+    from dataclasses import asdict
+
+    from edge.doctor import check_model
+    from edge.interpreter import load_backend, ops_in_float, read_tensor_specs
+    from edge.spec import file_sha256
+
+    calibration = _images(100, 0)
+    for repair, expected in ((False, ("DEQUANTIZE", "ELU", "QUANTIZE") * 3), (True, ())):
+        path = tmp_path / f"repair-{repair}" / "int8.tflite"
+        path.parent.mkdir()
+        path.write_bytes(convert(_elu_net(), "int8", calibration, repair=repair))
+        interpreter = load_backend().interpreter_class(model_path=str(path))
+        interpreter.allocate_tensors()  # with XNNPACK's delegate node, where the backend adds it
+        assert ops_in_float(interpreter) == expected
+        tensor_in, tensor_out = (asdict(t) for t in read_tensor_specs(path))
+        sidecar = golden_sidecar | {"input": tensor_in, "output": tensor_out}
+        sidecar |= {"sha256": file_sha256(path), "file_size": path.stat().st_size}
+        path.with_suffix(".json").write_text(json.dumps(sidecar))
+        check = check_model(path)
+        if repair:
+            assert check.status == "ok" and "integer kernels only" in check.detail, check
+        else:
+            assert check.status == "warn", check
+            assert "9 ops compute in float (DEQUANTIZE x3, ELU x3, QUANTIZE x3)" in check.detail
+            assert "integer-only hardware" in check.fix

@@ -212,6 +212,7 @@ def test_quick_run_exports_an_int8_model_that_reads_letters(quick_run, tmp_path,
     assert metrics["export"]["int8"]["host_p50_ms"] > 0
     clf = Classifier(run / "models" / "int8.tflite")
     assert clf.labels == LETTERS
+    assert clf.float_ops() == ()  # Mish and batch normalisation run in int8 too
     split = load_npz_split(run / "models" / "test-split.npz")
     probs = clf.predict_batch(split.images[:300])
     assert np.mean(probs.argmax(1) == split.labels[:300]) > 2 / len(LETTERS)  # 1 epoch

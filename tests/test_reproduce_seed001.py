@@ -234,6 +234,7 @@ def test_quick_run_exports_what_edge_runs(quick_run):
     models = quick_run / "seed-001" / "models"
     clf = Classifier(models / "int8.tflite")
     assert (clf.spec.preprocess.size, clf.spec.preprocess.scale) == (16, "symmetric")
+    assert clf.float_ops() == ()  # full int8: no float kernel anywhere
     split = load_npz_split(models / "test-split.npz")
     predicted = np.array([np.argmax(clf.predict(image)) for image in split.images[:300]])
     assert np.mean(predicted == split.labels[:300]) > 0.75

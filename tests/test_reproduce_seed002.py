@@ -55,6 +55,7 @@ def test_quick_run_exports_what_edge_runs(quick_run):
     assert metrics["export"]["int8"]["host_p50_ms"] > 0
     split = load_npz_split(quick_run / "models" / "test-split.npz")
     clf = Classifier(int8)
+    assert clf.float_ops() == ()  # full int8: no float kernel anywhere
     predicted = np.array([np.argmax(clf.predict(x)) for x in split.images[:300]])
     assert np.mean(predicted == split.labels[:300]) > 0.9
 

@@ -91,9 +91,9 @@ def test_quick_run_exports_what_edge_runs(quick_run):
     assert int8["host_p50_ms"] > 0
     split = load_npz_split(quick_run / "models" / "test-split.npz")
     assert len(split) == metrics["mnist_test_images"] == 1000
-    predicted = np.argmax(
-        Classifier(quick_run / "models" / "int8.tflite").predict_batch(split.images), 1
-    )
+    clf = Classifier(quick_run / "models" / "int8.tflite")
+    assert clf.float_ops() == ()  # full int8: no float kernel anywhere
+    predicted = np.argmax(clf.predict_batch(split.images), 1)
     assert np.mean(predicted == split.labels) == pytest.approx(int8["tflite_accuracy"], abs=0.01)
 
 

@@ -178,4 +178,5 @@ def test_exported_model_reads_characters(quick_run):
     clf = Classifier(quick_run / "models" / "int8.tflite")
     split = load_npz_split(quick_run / "models" / "test-split.npz")
     assert clf.labels == split.classes and "a" in clf.labels and "Z" in clf.labels
+    assert clf.float_ops() == ()  # full int8: no float kernel anywhere
     assert clf.top_k(clf.predict(split.images[0]), 1)[0][0] in split.classes

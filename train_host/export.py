@@ -13,7 +13,7 @@ import numpy as np
 from edge.atomic import atomic_write_bytes
 from edge.bench import accuracy
 from edge.datasets import save_npz_split
-from edge.interpreter import Classifier, read_tensor_specs
+from edge.interpreter import Classifier, float_ops_warning, read_tensor_specs
 from edge.preprocess import to_model_input
 from edge.spec import SCHEMA_VERSION, ModelSpec, file_sha256
 from train_host.data import load_dataset
@@ -34,14 +34,19 @@ class ExportResult:
     size_bytes: int
     tflite_accuracy: float
     float_accuracy: float
+    float_ops: tuple[str, ...] = ()
 
     def line(self) -> str:
-        """The one printed line of this variant."""
-        return (
+        """The one printed line of this variant (an int8 model that still computes in float
+        says where)."""
+        text = (
             f"{self.variant:<8} ok  {self.size_bytes / 1024:7.1f} KB  acc "
             f"{100 * self.tflite_accuracy:.2f}% (float {100 * self.float_accuracy:.2f}%)  "
             f"-> {self.path}"
         )
+        if self.variant == "int8" and self.float_ops:
+            text += f"\n         warning: {float_ops_warning(self.float_ops)}"
+        return text
 
 
 def git_revision() -> str:
@@ -68,7 +73,9 @@ def representative_inputs(config, count: int = REPRESENTATIVE_SAMPLES) -> np.nda
     return to_model_input(train_split.images[np.sort(pick)], config.preprocess)
 
 
-def _sidecar(path: Path, variant: str, record: dict, config, test, metrics: dict) -> ModelSpec:
+def _sidecar(
+    path: Path, variant: str, record: dict, config, test, metrics: dict, float_ops=()
+) -> ModelSpec:
     tensor_in, tensor_out = read_tensor_specs(path)
     members = record.get("members", [])
     kind = f"{config.model}-ensemble{len(members)}" if members else config.model
@@ -78,6 +85,7 @@ def _sidecar(path: Path, variant: str, record: dict, config, test, metrics: dict
         "model_file": path.name,
         "file_size": path.stat().st_size,
         "metrics": metrics,
+        "float_ops": list(float_ops),
         "training": {
             k: record[k]
             for k in (
@@ -128,19 +136,21 @@ def export_variant(
     try:
         atomic_write_bytes(tmp, convert(export_model, variant, rep))
         draft = _sidecar(tmp, variant, record, config, test, {})
-        tflite_acc = accuracy(Classifier(tmp, spec=draft), test.images, test.labels)
+        classifier = Classifier(tmp, spec=draft)
+        tflite_acc = accuracy(classifier, test.images, test.labels)
+        float_ops = classifier.float_ops()
         metrics = {
             "split": f"{test.name}/test",
             "float_accuracy": float_acc,
             "tflite_accuracy": tflite_acc,
         }
-        spec = _sidecar(tmp, variant, record, config, test, metrics)
+        spec = _sidecar(tmp, variant, record, config, test, metrics, float_ops)
         sidecar = spec.to_dict() | {"model_file": final.name}
         atomic_write_bytes(final.with_suffix(".json"), json.dumps(sidecar, indent=2).encode())
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    return ExportResult(variant, final, final.stat().st_size, tflite_acc, float_acc)
+    return ExportResult(variant, final, final.stat().st_size, tflite_acc, float_acc, float_ops)
 
 
 def export_run(
