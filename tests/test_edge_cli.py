@@ -329,6 +329,7 @@ def test_info_prints_json_with_sidecar(run_edge, golden_model, golden_sidecar, o
     assert details["sidecar"]["labels"] == golden_sidecar["labels"]
     assert details["size_bytes"] == golden_model.stat().st_size
     assert details["input"]["shape"] == golden_sidecar["input"]["shape"]
+    assert details["float_ops"] == []  # the golden int8 model needs no float kernel
     assert details["backend"].split()[0] in ("ai_edge_litert", "tflite_runtime", "tensorflow")
 
 
