@@ -115,7 +115,7 @@ def ops_in_float(interpreter: Any) -> tuple[str, ...]:
 
 
 def count_ops(names: tuple[str, ...] | list[str]) -> str:
-    """ "DEQUANTIZE x3, ELU x3": each op name once, with how often it occurs, in first order."""
+    """Each op name once, with how often it occurs, in first order: "DEQUANTIZE x3, ELU x3"."""
     counts = {name: list(names).count(name) for name in dict.fromkeys(names)}
     return ", ".join(f"{name} x{n}" for name, n in counts.items())
 
@@ -124,7 +124,7 @@ def float_ops_warning(ops: tuple[str, ...]) -> str:
     """What it means that an int8 model still runs `ops` in float."""
     return (
         f"{len(ops)} ops still compute in float ({count_ops(ops)}): integer-only hardware "
-        "cannot run this model: replace the layers behind them with ones TFLite runs in int8 "
+        "cannot run this model; replace the layers behind them with ones TFLite runs in int8 "
         "(relu, tanh, sigmoid and elu do)"
     )
 
