@@ -81,7 +81,7 @@ class BenchRow:
     peak_rss_mb: float
     rss_growth_mb: float
     p50_drift: float = float("nan")
-    float_ops: tuple[str, ...] = ()
+    float_ops: tuple[str, ...] | None = ()
     latency_samples_ms: tuple[float, ...] = ()
 
     @property

@@ -43,7 +43,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "backend": f"{clf.backend.name} {clf.backend.version}",
         "input": {k: _jsonable(v) for k, v in clf._input.items() if k != "sparsity_parameters"},
         "output": {k: _jsonable(v) for k, v in clf._output.items() if k != "sparsity_parameters"},
-        "float_ops": list(clf.float_ops()),  # read from the file: older sidecars lack it
+        "float_ops": clf.float_ops(),  # read from the file: older sidecars lack it
         "sidecar": clf.spec.to_dict(),
     }
     print(json.dumps(details, indent=2))

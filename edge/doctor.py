@@ -211,6 +211,8 @@ def _check_integer_only(clf, detail: str) -> Check:
     from edge.interpreter import count_ops
 
     float_ops = clf.float_ops()
+    if float_ops is None:
+        return Check("model", "ok", f"{detail}, kernels not listed by this backend")
     if not float_ops:
         return Check("model", "ok", f"{detail}, integer kernels only")
     detail = f"{detail}; {len(float_ops)} ops compute in float ({count_ops(float_ops)})"

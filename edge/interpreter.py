@@ -95,14 +95,17 @@ def _tensor_spec(detail: dict) -> TensorSpec:
     return TensorSpec(shape, np.dtype(detail["dtype"]).name, float(scale), int(zero_point))
 
 
-def ops_in_float(interpreter: Any) -> tuple[str, ...]:
-    """The model's ops that read or write a float tensor, in graph order.
+def ops_in_float(interpreter: Any) -> tuple[str, ...] | None:
+    """The model's ops that read or write a float tensor, in graph order; None where the
+    backend does not list its ops (`_get_ops_details`, which every supported one has).
 
     A full-int8 model should list none: each one listed (the converter's DEQUANTIZE and
     QUANTIZE around an activation it left in float, say) needs float kernels, which
     integer-only accelerators lack. Delegate nodes (XNNPACK) are left out: they stand for
     ops already listed.
     """
+    if not hasattr(interpreter, "_get_ops_details"):
+        return None
     is_float = {
         d["index"]: np.dtype(d["dtype"]).kind == "f" for d in interpreter.get_tensor_details()
     }
@@ -311,7 +314,7 @@ class Classifier:
             return self._dequantize.take(raw.view(np.uint8))
         return raw
 
-    def float_ops(self) -> tuple[str, ...]:
+    def float_ops(self) -> tuple[str, ...] | None:
         """The ops of this model that compute in float (see `ops_in_float`)."""
         return ops_in_float(self.interpreter)
 

@@ -62,7 +62,9 @@ def format_table(rows: list[BenchRow]) -> str:
     return "\n".join(lines)
 
 
-def _kernels(float_ops: tuple[str, ...]) -> str:
+def _kernels(float_ops: tuple[str, ...] | None) -> str:
+    if float_ops is None:
+        return "kernels not listed by this backend"
     return f"{len(float_ops)} ops in float" if float_ops else "integer kernels only"
 
 
@@ -186,7 +188,7 @@ def to_csv(rows: list[BenchRow]) -> str:
     for row in rows:
         record = asdict(row)
         record.pop("latency_samples_ms")
-        record["float_ops"] = " ".join(record["float_ops"])
+        record["float_ops"] = " ".join(record["float_ops"] or ())
         low, high = record.pop("accuracy_ci95")
         record |= {"accuracy_ci95_low": low, "accuracy_ci95_high": high}
         for nested in ("latency", "raw_invoke"):

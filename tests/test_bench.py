@@ -28,6 +28,7 @@ from edge.bench_command import float_warnings
 from edge.camera import read_image
 from edge.datasets import Split
 from edge.errors import EdgeError
+from edge.interpreter import ops_in_float
 from edge.preprocess import extract_character
 from edge.report import COLUMNS, format_table, to_csv, to_json
 from edge.spec import load_spec
@@ -176,6 +177,10 @@ def test_bench_row_extras(row, golden_split):
     assert "integer kernels only" in format_table([row])
     assert "ELU x2" in float_warnings([replace(row, float_ops=("ELU", "DEQUANTIZE", "ELU"))])[0]
     assert float_warnings([row, replace(row, variant="float32", float_ops=("ADD",))]) == []
+    unlisted = replace(row, float_ops=None)  # a backend without `_get_ops_details`
+    assert ops_in_float(object()) is None
+    assert "kernels not listed" in format_table([unlisted]) and not float_warnings([unlisted])
+    assert list(csv.DictReader(io.StringIO(to_csv([unlisted]))))[0]["float_ops"] == ""
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ class ExportResult:
     size_bytes: int
     tflite_accuracy: float
     float_accuracy: float
-    float_ops: tuple[str, ...] = ()
+    float_ops: tuple[str, ...] | None = ()
 
     def line(self) -> str:
         """The one printed line of this variant (an int8 model that still computes in float
@@ -85,7 +85,7 @@ def _sidecar(
         "model_file": path.name,
         "file_size": path.stat().st_size,
         "metrics": metrics,
-        "float_ops": list(float_ops),
+        "float_ops": None if float_ops is None else list(float_ops),
         "training": {
             k: record[k]
             for k in (
