@@ -360,6 +360,8 @@ def find_characters(
     """
     if image.size == 0:
         raise ValueError("the image is empty")
+    if min(image.shape[:2]) < 2:  # a line of pixels holds no character (and OpenCV takes a
+        return []  # 1x1 array for a scalar: its compare with 0 then fails)
     grey, scale = working_resolution(to_grey(image))
     even = even_ink(grey, ink)
     strokes = stretch_contrast(even)
