@@ -266,3 +266,27 @@ def test_train_config_takes_its_data_sets_crop_format():
     # a run recorded with another format keeps it
     recorded = {"dataset": "emnist-letters", "preprocess": {"box": 20, "center_of_mass": True}}
     assert config_from_dict(recorded).preprocess.box == 20
+
+
+def test_train_and_export_run_on_kerass_jax_backend(tmp_path):
+    """`KERAS_BACKEND=jax train-host train` trains (the augmentation runs inside tf.data on any
+    backend) and its export writes an int8 model that needs no float kernel."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax")
+    run = tmp_path / "run"
+    script = (
+        "import sys, keras; from train_host.cli import main; "
+        "print('backend', keras.backend.backend()); "
+        f"main(['train', '--dataset', 'digits', '--epochs', '3', '--out', {str(run)!r}]); "
+        f"sys.exit(main(['export', {str(run)!r}, '--variants', 'int8']))"
+    )
+    env = os.environ | {"KERAS_BACKEND": "jax"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "backend jax" in done.stdout
+    sidecar = json.loads((run / "int8.json").read_text())
+    assert sidecar["float_ops"] == [] and sidecar["metrics"]["tflite_accuracy"] > 0.3  # chance: 0.1

@@ -100,10 +100,13 @@ def seed_everything(seed: int) -> None:
 
 
 def _augmenter(seed: int):
-    """Small random affine distortions, as handwriting varies: rotation, shift, zoom."""
+    """Small random affine distortions, as handwriting varies: rotation, shift, zoom.
+
+    A `keras.layers.Pipeline`, not a `Sequential`: inside tf.data a Sequential converts its
+    input to the backend's tensors, which fails on JAX; a Pipeline keeps tf.data's."""
     import keras
 
-    return keras.Sequential(
+    return keras.layers.Pipeline(
         [
             keras.layers.RandomRotation(0.03, fill_mode="constant", seed=seed),
             keras.layers.RandomTranslation(0.08, 0.08, fill_mode="constant", seed=seed + 1),
