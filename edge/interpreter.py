@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections import Counter
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -119,8 +120,7 @@ def ops_in_float(interpreter: Any) -> tuple[str, ...] | None:
 
 def count_ops(names: tuple[str, ...] | list[str]) -> str:
     """Each op name once, with how often it occurs, in first order: "DEQUANTIZE x3, ELU x3"."""
-    counts = {name: list(names).count(name) for name in dict.fromkeys(names)}
-    return ", ".join(f"{name} x{n}" for name, n in counts.items())
+    return ", ".join(f"{name} x{n}" for name, n in Counter(names).items())
 
 
 def float_ops_warning(ops: tuple[str, ...]) -> str:
