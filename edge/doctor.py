@@ -208,13 +208,11 @@ def check_model(path: Path | None = None) -> Check:
 
 def _check_integer_only(clf, detail: str) -> Check:
     """An int8 model should need no float kernel: warn, naming them, where it does."""
-    from edge.interpreter import count_ops
+    from edge.interpreter import count_ops, describe_kernels
 
     float_ops = clf.float_ops()
-    if float_ops is None:
-        return Check("model", "ok", f"{detail}, kernels not listed by this backend")
-    if not float_ops:
-        return Check("model", "ok", f"{detail}, integer kernels only")
+    if not float_ops:  # none, or not listed by this backend
+        return Check("model", "ok", f"{detail}, {describe_kernels(float_ops)}")
     detail = f"{detail}; {len(float_ops)} ops compute in float ({count_ops(float_ops)})"
     return Check("model", "warn", detail, FLOAT_OPS_FIX)
 

@@ -43,6 +43,7 @@ class Result:
     rss_growth_mb: float
     overhead_ratio: float
     samples_ms: tuple[float, ...]
+    float_ops: tuple[str, ...] | None = None  # None: not recorded (older files) or not listed
 
     @property
     def key(self) -> tuple:
@@ -189,7 +190,13 @@ def _result(row: dict, device: str, source: str, where: str) -> Result:
         rss_growth_mb=_num(row.get("rss_growth_mb")),
         overhead_ratio=_num(row.get("overhead_ratio")),
         samples_ms=tuple(float(v) for v in row.get("latency_samples_ms") or ()),
+        float_ops=_names(row.get("float_ops")),
     )
+
+
+def _names(value) -> tuple[str, ...] | None:
+    """A recorded list of op names; None where the file has none (or not a list)."""
+    return tuple(str(v) for v in value) if isinstance(value, list) else None
 
 
 def _sweep(doc: dict, device: str, where: str) -> list[SweepPoint]:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge.interpreter import count_ops
+
 if TYPE_CHECKING:
     from edge.fleet import Fleet, Result
 
@@ -87,7 +89,18 @@ RESULT_HEADER = (
     "Size",
     "Peak RSS",
     "Overhead",
+    "Kernels",
 )
+
+
+def _kernels(float_ops: tuple[str, ...] | None) -> str:
+    if float_ops is None:
+        return "-"
+    return f"{len(float_ops)} in float" if float_ops else "integer only"
+
+
+def _float_note(r: Result) -> str:
+    return f"{r.model} {r.variant} on {r.device}: {count_ops(r.float_ops)}"
 
 
 def _result_cells(r: Result) -> tuple[str, ...]:
@@ -106,6 +119,7 @@ def _result_cells(r: Result) -> tuple[str, ...]:
         _f(r.size_bytes / 1024, ".1f", " KB"),
         _rss(r),
         _f(r.overhead_ratio, ".2f", "x"),
+        _kernels(r.float_ops),
     )
 
 
@@ -113,6 +127,13 @@ def _results(fleet: Fleet) -> Section:
     notes = fleet.notes
     if any(math.isfinite(r.rss_growth_mb) for r in fleet.results):
         notes += ("Peak RSS (+N): RSS growth in MB over the timed runs.",)
+    mixed = [r for r in fleet.results if r.variant == "int8" and r.float_ops]
+    if mixed:
+        notes += (
+            "Kernels: int8 models that still compute in float: "
+            + "; ".join(_float_note(r) for r in mixed)
+            + ".",
+        )
     rows = tuple(_result_cells(r) for r in fleet.results)
     if not rows:
         notes += ("No model benchmark rows in these files (camera-path results only).",)

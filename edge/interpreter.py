@@ -123,6 +123,14 @@ def count_ops(names: tuple[str, ...] | list[str]) -> str:
     return ", ".join(f"{name} x{n}" for name, n in Counter(names).items())
 
 
+def describe_kernels(float_ops: tuple[str, ...] | list[str] | None) -> str:
+    """A model's kernels in a few words: "integer kernels only", "N ops in float", or that
+    the backend does not list them (`float_ops` None)."""
+    if float_ops is None:
+        return "kernels not listed by this backend"
+    return f"{len(float_ops)} ops in float" if float_ops else "integer kernels only"
+
+
 def float_ops_warning(ops: tuple[str, ...]) -> str:
     """What it means that an int8 model still runs `ops` in float."""
     return (

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edge.atomic import atomic_write_bytes
 from edge.bench import BenchRow
+from edge.interpreter import describe_kernels
 
 # 2: sweep, stages, warnings; accuracy_ci95, xnnpack, tensor_bytes, rss_growth_mb,
 # measure_cost_ms and latency_samples_ms per result (docs/BENCH_SCHEMA.md).
@@ -56,16 +57,10 @@ def format_table(rows: list[BenchRow]) -> str:
         f"{r.first_inference_ms:.2f} ms, tensors {r.tensor_bytes / 1024:.0f} KB, RSS growth "
         f"{r.rss_growth_mb:+.1f} MB, timer cost {1000 * r.measure_cost_ms:.2f} us "
         f"({100 * r.measure_cost_ratio:.2f}% of p50), p50 drift {100 * r.p50_drift:.1f}%, "
-        f"{_kernels(r.float_ops)}"
+        f"{describe_kernels(r.float_ops)}"
         for r in rows
     ]
     return "\n".join(lines)
-
-
-def _kernels(float_ops: tuple[str, ...] | None) -> str:
-    if float_ops is None:
-        return "kernels not listed by this backend"
-    return f"{len(float_ops)} ops in float" if float_ops else "integer kernels only"
 
 
 def format_sweep_table(points: list) -> str:

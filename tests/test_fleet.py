@@ -45,6 +45,10 @@ WARNINGS = [
 ]
 
 
+FLOAT_CNN_OPS = ["CONV_2D", "MAX_POOL_2D", "CONV_2D", "FULLY_CONNECTED", "SOFTMAX"]
+ISLAND_OPS = ["DEQUANTIZE", "ELU", "QUANTIZE"]  # an int8 model with a float island
+
+
 def _latency(p50: float, spread: float = 0.2, runs: int = 1000) -> dict:
     return {
         "runs": runs,
@@ -80,7 +84,9 @@ def _row(model: str, variant: str, acc: float, p50: float, size: int, **extra) -
     } | extra
 
 
-def _schema2_row(model: str, variant: str, acc: float, p50: float, size: int, seed: int) -> dict:
+def _schema2_row(
+    model: str, variant: str, acc: float, p50: float, size: int, seed: int, float_ops: list
+) -> dict:
     samples = np.random.default_rng(seed).lognormal(np.log(p50), 0.15, 400)
     return _row(
         model,
@@ -95,6 +101,7 @@ def _schema2_row(model: str, variant: str, acc: float, p50: float, size: int, se
         measure_cost_ms=0.0004,
         rss_growth_mb=0.3,
         latency_samples_ms=np.round(samples, 5).tolist(),
+        float_ops=float_ops,
     )
 
 
@@ -130,9 +137,9 @@ def pi_doc() -> dict:
         "settings": {"dataset": "mnist", "runs": 1000, "threads": 4, "sweep": True},
         "warnings": WARNINGS,
         "results": [
-            _schema2_row("mnist-cnn", "int8", 0.9949, 2.41, 57_200, seed=1),
-            _schema2_row("mnist-cnn", "float32", 0.9950, 4.85, 198_372, seed=2),
-            _schema2_row("mnist-pca-mlp", "int8", 0.9883, 0.31, 105_600, seed=3),
+            _schema2_row("mnist-cnn", "int8", 0.9949, 2.41, 57_200, seed=1, float_ops=[]),
+            _schema2_row("mnist-cnn", "float32", 0.9950, 4.85, 198_372, 2, FLOAT_CNN_OPS),
+            _schema2_row("mnist-pca-mlp", "int8", 0.9883, 0.31, 105_600, 3, ISLAND_OPS),
         ],
         "sweep": sweep,
         "photos": [],
@@ -210,6 +217,18 @@ def test_report_tables(report):
     assert "99.33-99.62%" in results  # the schema-2 CI; schema 1 shows "-"
     assert "61 MB (+0.3)" in results
     assert "| 4 | on |" in results  # threads, XNNPACK
+    cells = [line.strip("| ").split(" | ") for line in results.splitlines() if "| mnist-" in line]
+    kernels = {(c[0][:3], c[1], c[2]): c[-1] for c in cells}  # schema 1 (the host): "-"
+    assert kernels == {
+        ("AMD", "mnist-cnn", "int8"): "-",
+        ("AMD", "mnist-cnn", "float32"): "-",
+        ("AMD", "mnist-pca-mlp", "int8"): "-",
+        ("Ras", "mnist-cnn", "int8"): "integer only",
+        ("Ras", "mnist-cnn", "float32"): "5 in float",
+        ("Ras", "mnist-pca-mlp", "int8"): "3 in float",
+    }
+    island = "mnist-pca-mlp int8 on Raspberry Pi 4 Model B Rev 1.4: DEQUANTIZE x1, ELU x1"
+    assert f"int8 models that still compute in float: {island}, QUANTIZE x1." in md
     for warning in WARNINGS:
         assert f"Raspberry Pi 4 Model B Rev 1.4 ({files[1]}): {warning}" in md
         assert warning in html
