@@ -6,6 +6,7 @@ import glob
 import inspect
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -77,7 +78,8 @@ def read_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise ImageError(f"image {path} not found: check the path")
     data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    with opencv_log_level(OPENCV_LOG_LEVEL_SILENT):  # its own message for a bad file: ours below
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None or image.size == 0:
         raise ImageError(f"cannot read image {path}: empty or not an image file (use PNG or JPEG)")
     return image
@@ -157,6 +159,7 @@ class _CaptureSource(_Source):
         return (image, self.name) if ok and image is not None else None
 
 
+OPENCV_LOG_LEVEL_SILENT = 0  # cv::utils::logging::LOG_LEVEL_SILENT
 OPENCV_LOG_LEVEL_ERROR = 2  # cv::utils::logging::LOG_LEVEL_ERROR
 
 
@@ -174,6 +177,20 @@ def opencv_log_level_functions() -> tuple:
     return None, None
 
 
+@contextmanager
+def opencv_log_level(level: int) -> Iterator[None]:
+    """OpenCV logs at `level` inside the block (unchanged where it cannot be set)."""
+    get_level, set_level = opencv_log_level_functions()
+    before = get_level() if get_level is not None else None
+    if before is not None:
+        set_level(level)
+    try:
+        yield
+    finally:
+        if before is not None:
+            set_level(before)
+
+
 class OpenCVSource(_CaptureSource):
     """A camera OpenCV can open by index (USB webcam, /dev/videoN)."""
 
@@ -184,19 +201,12 @@ class OpenCVSource(_CaptureSource):
 
     def open(self) -> OpenCVSource:
         """Open the camera; raise CameraError when there is none at this index."""
-        get_level, set_level = opencv_log_level_functions()
-        level = get_level() if get_level is not None else None
-        if level is not None:
-            set_level(OPENCV_LOG_LEVEL_ERROR)  # no V4L2 warnings
-        try:
+        with opencv_log_level(OPENCV_LOG_LEVEL_ERROR):  # no V4L2 warnings
             self._open_capture(
                 self.index,
                 f"cannot open camera {self.index}: plug it in (see `ls /dev/video*`), try "
                 "another index, or pass --source picamera or --source DIR",
             )
-        finally:
-            if level is not None:
-                set_level(level)
         if self.size is not None:
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])

@@ -147,12 +147,35 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     clf = Classifier(args.model, num_threads=args.threads)
     splitter = load_splitter(args, clf)
-    records = [_classify_one(clf, path, args, splitter) for path in _collect_images(args.images)]
+    paths = _collect_images(args.images)
+    check_output(args.json)
+    records = [_classify_or_skip(clf, path, args, splitter, len(paths) > 1) for path in paths]
     if args.json:
         write_output(
             args.json, json.dumps({"model": str(args.model), "predictions": records}, indent=2)
         )
+    failed = sum("error" in r for r in records)
+    if failed:
+        saved = f"; the readings are in {args.json}" if args.json else ""
+        raise ImageError(
+            f"{failed} of {len(records)} images gave no reading (each named above){saved}: "
+            "photograph dark ink on light paper, or leave those files out"
+        )
     return 0
+
+
+def _classify_or_skip(clf, path: Path, args, splitter, several: bool) -> dict:
+    """`_classify_one`; in a batch of several images, an image that gives no reading is
+    named on stderr and recorded with its error, and the batch goes on."""
+    import sys
+
+    try:
+        return _classify_one(clf, path, args, splitter)
+    except ImageError as exc:
+        if not several:
+            raise
+        print(f"edge: skipped {exc}", file=sys.stderr)
+        return {"image": str(path), "text": None, "chars": [], "error": str(exc)}
 
 
 def check_output(path: Path | None) -> None:

@@ -162,13 +162,41 @@ def test_bad_image(run_edge, golden_model, tmp_path, out_dir, fault):
     assert list(out_dir.iterdir()) == []
 
 
-def test_bad_image_after_good_ones_writes_no_json(run_edge, golden_model, image, tmp_path, out_dir):
+def test_a_batch_reads_past_images_without_a_reading(
+    run_edge, golden_model, golden_dir, golden_expected, tmp_path, out_dir
+):
+    """Several images: one that cannot be read or holds no ink is named on stderr and recorded
+    with its error, the others are read and saved, and the exit code says some failed."""
+    good = [golden_dir / e["image"] for e in golden_expected[:2]]
     bad = tmp_path / "bad image.png"
     bad.write_text("nope")
-    code, out, err = run_edge(["classify", golden_model, image, bad, "--json", out_dir / "p.json"])
-    assert_one_error_line(code, err, "cannot read")
-    assert out.startswith(f"{image}: ")  # the good image was reported before the failure
-    assert list(out_dir.iterdir()) == []
+    _write_grey(tmp_path / "grey.png")
+    images = [good[0], bad, tmp_path / "grey.png", good[1]]
+    code, out, err = run_edge(["classify", golden_model, *images, "--json", out_dir / "p.json"])
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"edge: skipped cannot read image {bad}: empty or not an image file (use PNG or JPEG)",
+        f"edge: skipped {tmp_path / 'grey.png'}: no characters found (photograph dark ink on "
+        "light paper, fill more of the frame with the writing)",
+        f"edge: error: 2 of 4 images gave no reading (each named above); the readings are in "
+        f"{out_dir / 'p.json'}: photograph dark ink on light paper, or leave those files out",
+    ]
+    assert [line.split(": ")[0] for line in out.splitlines()] == [str(p) for p in good]
+    records = json.loads((out_dir / "p.json").read_text())["predictions"]
+    assert [r["image"] for r in records] == [str(p) for p in images]
+    assert [bool(r["chars"]) for r in records] == [True, False, False, True]
+    assert ["error" in r for r in records] == [False, True, True, False]
+
+
+def test_an_undecodable_image_gives_our_line_only(golden_model, tmp_path):
+    """OpenCV's own decoder message (a PGM header cut short) is not printed beside ours."""
+    (tmp_path / "cut.png").write_bytes(b"P5\n")
+    run = _python(["-m", "edge", "classify", str(golden_model), "cut.png"], cwd=tmp_path)
+    lines = [line for line in run.stderr.splitlines() if not line.startswith("INFO: ")]
+    assert run.returncode == 2
+    assert lines == [
+        "edge: error: cannot read image cut.png: empty or not an image file (use PNG or JPEG)"
+    ]
 
 
 def _corrupt_mnist(shared_data: Path, root: Path) -> None:
