@@ -211,7 +211,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         to_json,
     )
 
+    from edge.interpreter import require_model_file
+
     args.conditions = _conditions(args)
+    for model in args.models:  # a wrong model path fails before any data set is loaded
+        require_model_file(model)
     if args.frames:
         from edge.camera import open_source
 

@@ -174,7 +174,17 @@ def _check_tensor(detail: dict, stated: TensorSpec, role: str, path: Path) -> No
         )
 
 
-def _require_model_file(path: Path) -> None:
+def require_model_file(path: Path) -> None:
+    """Fail with a one-line fix unless `path` is a non-empty model file."""
+    if path.is_dir():
+        models = sorted(p.name for p in path.glob("*.tflite"))
+        hint = f" (here: {', '.join(models)})" if models else ""
+        raise ModelError(f"{path} is a folder: pass a .tflite file in it{hint}")
+    if path.suffix.lower() == ".json":
+        raise ModelError(
+            f"{path} is a sidecar, not a model: pass the model beside it, "
+            f"{path.with_suffix('.tflite')}"
+        )
     if not path.is_file():
         raise ModelError(f"model file {path} not found: check the path or export it again")
     if path.stat().st_size == 0:
@@ -215,7 +225,7 @@ class Classifier:
         self.model_path = Path(model_path)
         self.num_threads = num_threads
         self.xnnpack = xnnpack
-        _require_model_file(self.model_path)  # before the sidecar: a wrong path is not "no sidecar"
+        require_model_file(self.model_path)  # before the sidecar: a wrong path is not "no sidecar"
         self.spec = spec if spec is not None else load_spec(self.model_path)
         self._check_file(verify)
         self.backend = load_backend(backend)

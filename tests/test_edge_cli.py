@@ -135,6 +135,20 @@ def _write_grey(path: Path) -> None:
     cv2.imwrite(str(path), np.full((64, 64), 128, np.uint8))
 
 
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        (".", "is a folder: pass a .tflite file in it (here: int8.tflite)"),
+        ("int8.json", "is a sidecar, not a model: pass the model beside it"),
+    ],
+)
+def test_a_folder_or_sidecar_given_as_the_model(run_edge, golden_copy, image, given, message):
+    for command in (["info"], ["classify", image], ["bench"]):
+        code, out, err = run_edge([command[0], golden_copy / given, *command[1:]])
+        assert_one_error_line(code, err, message)
+        assert out == ""
+
+
 IMAGE_FAULTS = {
     "text as png": (
         lambda d: (d / "note.png").write_text("not an image\n"),
