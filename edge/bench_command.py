@@ -202,6 +202,7 @@ def gate_failures(args: argparse.Namespace, rows: list, photos: list) -> list[st
 def cmd_bench(args: argparse.Namespace) -> int:
     from edge import telemetry
     from edge.bench import machine_info
+    from edge.interpreter import require_model_file
     from edge.report import (
         format_photo_table,
         format_stage_table,
@@ -210,8 +211,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         to_csv,
         to_json,
     )
-
-    from edge.interpreter import require_model_file
 
     args.conditions = _conditions(args)
     for model in args.models:  # a wrong model path fails before any data set is loaded

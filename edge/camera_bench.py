@@ -12,6 +12,7 @@ from edge.bench import LatencyStats
 from edge.conditions import AS_TAKEN
 from edge.errors import EdgeError
 from edge.interpreter import Classifier
+from edge.segment import PREPROCESS_PARTS
 
 
 @dataclass(frozen=True)
@@ -139,17 +140,19 @@ def _summarise(model: str, folder: str, results: list[PhotoResult], condition: s
     )
 
 
+STAGES = ("capture", "preprocess", "invoke", "post", "total")
+
+
 def stage_summary(timings: list) -> dict[str, LatencyStats]:
-    """Per-stage latency statistics (capture, preprocess, invoke, post, total) of many frames."""
-    stages = ("capture", "preprocess", "invoke", "post", "total")
-    return (
-        {
-            stage: LatencyStats.from_ns(np.array([getattr(t, stage) for t in timings]) * 1e6)
-            for stage in stages
-        }
-        if timings
-        else {}
-    )
+    """Per-stage latency statistics of many frames: capture, preprocess, invoke, post, total,
+    then each part of preprocess as `preprocess_<part>` (0 ms in a frame that skipped it)."""
+    if not timings:
+        return {}
+    ms = {stage: [getattr(t, stage) for t in timings] for stage in STAGES}
+    ms |= {
+        f"preprocess_{part}": [t.parts.get(part, 0.0) for t in timings] for part in PREPROCESS_PARTS
+    }
+    return {name: LatencyStats.from_ns(np.array(values) * 1e6) for name, values in ms.items()}
 
 
 @dataclass(frozen=True)

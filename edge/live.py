@@ -33,6 +33,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     from edge.commands import load_splitter
     from edge.interpreter import Classifier
     from edge.pipeline import run
+    from edge.report import PART_PREFIX, format_parts
 
     clf = Classifier(args.model, num_threads=args.threads)
     splitter = load_splitter(args, clf)
@@ -64,18 +65,23 @@ def cmd_live(args: argparse.Namespace) -> int:
     finally:
         writer.close()
     seconds = time.perf_counter() - start
+    stats = stage_summary(timings)
     summary = {
         "frames": len(timings),
         "seconds": seconds,
         "fps": len(timings) / seconds if seconds else 0.0,
         "last_text": last.text if last else "",
-        "stages_ms": {k: asdict(v) for k, v in stage_summary(timings).items()},
+        "stages_ms": {k: asdict(v) for k, v in stats.items()},
     }
-    stages = "  ".join(f"{k} p50 {v['p50']:.1f} ms" for k, v in summary["stages_ms"].items())
+    stages = "  ".join(
+        f"{k} p50 {v.p50:.1f} ms" for k, v in stats.items() if not k.startswith(PART_PREFIX)
+    )
     print(
         f"summary: {summary['frames']} frames in {seconds:.1f} s ({summary['fps']:.1f} fps)  "
         f"{stages}"
     )
+    if stats:
+        print(f"  {format_parts(stats)}")
     if args.json:
         write_output(args.json, json.dumps(summary, indent=2))
     return 0

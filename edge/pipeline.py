@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -44,6 +44,8 @@ class Timing:
     preprocess: float
     invoke: float
     post: float
+    # preprocess split into `edge.segment.PREPROCESS_PARTS` (a part a frame skipped is absent)
+    parts: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def total(self) -> float:
@@ -256,7 +258,8 @@ def read_frame(
     view, page = page_view(image, page)
     region, roi = crop_roi(view, roi)
     judge = several_test(clf, splitter)
-    found = find_characters(region, clf.spec.preprocess, ink, judge)
+    parts: dict[str, float] = {}
+    found = find_characters(region, clf.spec.preprocess, ink, judge, parts)
     chars = [_shift(c, roi) for c in found]
     if page is not None:
         chars = [_unwarp(c, page) for c in chars]
@@ -274,7 +277,7 @@ def read_frame(
         lines.setdefault(char.line, []).append(label)
     text = "\n".join("".join(lines[k]) for k in sorted(lines))
     t3 = clock()
-    timing = Timing(capture_ms, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+    timing = Timing(capture_ms, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, parts)
     return Reading(text, tuple(results), timing, page)
 
 

@@ -81,17 +81,34 @@ def format_sweep_table(points: list) -> str:
     return "\n".join(align([header] + body))
 
 
+PART_PREFIX = "preprocess_"  # stages that are parts of preprocess (edge.segment.PREPROCESS_PARTS)
+
+
 def format_stage_table(benches: list) -> str:
-    """Return one aligned table of camera-path stage p50 / p99 per model (recorded frames)."""
+    """Return one aligned table of camera-path stage p50 / p99 per model (recorded frames),
+    then a line per model with the p50 of each part of preprocess."""
     stages = ("capture", "preprocess", "invoke", "post", "total")
     header = ("Model", "Frames") + tuple(f"{s} p50/p99 ms" for s in stages)
+    timed = [b for b in benches if b.stages]
     body = [
         (b.model, f"{b.frames}x{b.passes - 1 or 1}")
         + tuple(f"{b.stages[s].p50:.2f}/{b.stages[s].p99:.2f}" for s in stages)
-        for b in benches
-        if b.stages
+        for b in timed
     ]
-    return "\n".join(align([header] + body))
+    lines = align([header] + body)
+    lines += [f"  {b.model}: {format_parts(b.stages)}" for b in timed if format_parts(b.stages)]
+    return "\n".join(lines)
+
+
+def format_parts(stages: dict) -> str:
+    """ "preprocess p50 by part: ink 1.20, threshold ... ms", from the stages' LatencyStats
+    named PART_PREFIX + part; "" when there are none."""
+    parts = [
+        (k.removeprefix(PART_PREFIX), v.p50) for k, v in stages.items() if k.startswith(PART_PREFIX)
+    ]
+    if not parts:
+        return ""
+    return "preprocess p50 by part: " + ", ".join(f"{k} {ms:.2f}" for k, ms in parts) + " ms"
 
 
 def format_photo_table(benches: list) -> str:

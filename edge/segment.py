@@ -7,6 +7,7 @@ Pure functions (numpy + OpenCV), no I/O. Each character comes out as the exact 2
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -82,6 +83,25 @@ INK_HOLE = 0.25
 INK_CONTRAST = 0.5
 # A blob up to this wide (about ten touching characters) is split; a wider one is a line.
 MAX_BLOB_ASPECT = 8.0
+# The parts of `find_characters`, timed in this order (see `Laps`): the ink image (grey,
+# working resolution, light evened out, contrast), the threshold, the rules taken out (and
+# the components labelled), characters made of components, and each character's 28x28 crop
+# (touching characters split first).
+PREPROCESS_PARTS = ("ink", "threshold", "rules", "characters", "crops")
+
+
+class Laps:
+    """Milliseconds between calls, added up by name in `parts` (nothing when it is None)."""
+
+    def __init__(self, parts: dict[str, float] | None) -> None:
+        self.parts = parts
+        self.last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        if self.parts is not None:
+            now = time.perf_counter()
+            self.parts[name] = self.parts.get(name, 0.0) + (now - self.last) * 1e3
+            self.last = now
 
 
 @dataclass(frozen=True)
@@ -344,6 +364,7 @@ def find_characters(
     spec: PreprocessSpec = DEFAULT_SPEC,
     ink: str = "auto",
     several: Callable[[np.ndarray], bool] | None = None,
+    parts: dict[str, float] | None = None,
 ) -> list[Character]:
     """Segment every character in a frame and bring each to the model's input format.
 
@@ -354,6 +375,7 @@ def find_characters(
         several: whether a blob's crop shows several characters (a model trained with a
             several class); a blob too narrow to be split for its width is split when it
             does, its crop kept as the whole.
+        parts: when given, the milliseconds of each of PREPROCESS_PARTS are added to it.
 
     Returns:
         Characters in reading order (line by line, left to right); empty if there is no ink.
@@ -362,13 +384,16 @@ def find_characters(
         raise ValueError("the image is empty")
     if min(image.shape[:2]) < 2:  # a line of pixels holds no character (and OpenCV takes a
         return []  # 1x1 array for a scalar: its compare with 0 then fails)
+    lap = Laps(parts)
     grey, scale = working_resolution(to_grey(image))
     even = even_ink(grey, ink)
     strokes = stretch_contrast(even)
+    lap("ink")
     mask = binarize(strokes, spec.threshold)
     if not cv2.countNonZero(mask):  # nothing cleared the noise floor: was the ink clipped?
         strokes = stretch_contrast(even, SPARSE_INK_TOP)
         mask = binarize(strokes, spec.threshold)
+    lap("threshold")
     boxes, labels, stats = components(mask)
     without_rules = unruled(mask, stats)
     paper = cv2.compare(mask, 0, cv2.CMP_EQ)  # neither ink nor rule: what fills hollow strokes
@@ -376,6 +401,7 @@ def find_characters(
         mask = without_rules
         paper &= cv2.compare(mask, 0, cv2.CMP_EQ)
         boxes, labels, stats = components(mask)
+    lap("rules")
     areas = [b.w * b.h for b in boxes]
     kept = sorted(range(len(boxes)), key=lambda i: -areas[i])[:MAX_COMPONENTS]
     kept = sorted(i for i in kept if areas[i] >= MIN_INK_PIXELS)
@@ -393,6 +419,7 @@ def find_characters(
         box, members = max(groups, key=lambda g: g[0].w * g[0].h)
         chars = [(box, [kept[m] + 1 for m in members])]
     chars = as_dark_as_the_writing(chars, labels, even)
+    lap("characters")
     pieces = []  # (box, own mask, group, (blob box, blob crop) when split, crop when made)
     for group, (box, members) in enumerate(chars):
         split = split_touching(labels, box, members)
@@ -417,6 +444,7 @@ def find_characters(
             if crop is None:
                 crop = character_crop(strokes, own, box, spec, grey, paper)
             out.append(Character(box.scaled(scale), line_no, crop, group, whole_box, whole_crop))
+    lap("crops")
     return out
 
 

@@ -30,7 +30,8 @@ from edge.datasets import Split
 from edge.errors import EdgeError
 from edge.interpreter import ops_in_float
 from edge.preprocess import extract_character
-from edge.report import COLUMNS, format_table, to_csv, to_json
+from edge.report import COLUMNS, format_parts, format_stage_table, format_table, to_csv, to_json
+from edge.segment import PREPROCESS_PARTS
 from edge.spec import load_spec
 
 
@@ -237,9 +238,15 @@ def test_bench_frames_stages(golden_model, golden_dir):
 
     bench = bench_frames(Classifier(golden_model), str(golden_dir / "images"), passes=2)
     assert bench.frames == len(list((golden_dir / "images").iterdir())) and bench.passes == 2
-    assert set(bench.stages) == {"capture", "preprocess", "invoke", "post", "total"}
+    parts = tuple(f"preprocess_{part}" for part in PREPROCESS_PARTS)
+    assert tuple(bench.stages) == ("capture", "preprocess", "invoke", "post", "total", *parts)
     assert bench.stages["capture"].runs == bench.frames  # the first pass is not timed
     assert bench.stages["total"].p50 >= bench.stages["invoke"].p50 > 0
+    assert bench.stages["preprocess_threshold"].p50 > 0
+    assert sum(bench.stages[p].mean for p in parts) <= bench.stages["preprocess"].mean
+    table = format_stage_table([bench])
+    assert table.splitlines()[-1] == f"  {golden_model}: " + format_parts(bench.stages)
+    assert "preprocess p50 by part: ink " in table and ", crops " in table
 
 
 def test_p50_drift():

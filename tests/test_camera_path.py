@@ -58,9 +58,11 @@ def test_live_on_an_image_folder(run_edge, golden_model, pages, tmp_path):
     status = [line for line in out.splitlines() if line.startswith("frame ")]
     assert len(status) == 3 and "preprocess" in status[0] and "invoke" in status[0]
     assert "summary: 3 frames" in out
+    assert out.splitlines()[-1].startswith("  preprocess p50 by part: ink ")
     assert len(list(saved.glob("frame_*.jpg"))) == 3
     doc = json.loads(summary.read_text())
     assert doc["frames"] == 3 and set(doc["stages_ms"]) >= {"capture", "preprocess", "invoke"}
+    assert {"preprocess_ink", "preprocess_crops"} <= set(doc["stages_ms"])
     read = [line.split("'")[1] for line in status]
     assert sum(edit_distance(r, t) for r, t in zip(read, labels, strict=True)) <= 1
 

@@ -18,6 +18,7 @@ from edge.rules import (
     rule_thickness,
 )
 from edge.segment import (
+    PREPROCESS_PARTS,
     Box,
     as_dark_as_the_writing,
     attach_fragments,
@@ -109,6 +110,10 @@ def test_read_frame_reads_the_digits(mnist_digits, golden_model):
     assert correct >= 22  # 24 MNIST digits through the camera path; the model errs at ~0.6%
     t = reading.timing
     assert min(t.preprocess, t.invoke, t.post) >= 0 and t.total >= t.invoke
+    # preprocess split into its parts, in order; together they are most of it (the rest is
+    # the region and page handling around find_characters)
+    assert tuple(t.parts) == PREPROCESS_PARTS and min(t.parts.values()) > 0
+    assert 0.5 * t.preprocess <= sum(t.parts.values()) <= t.preprocess
 
 
 def test_low_confidence_reads_as_question_mark(mnist_digits, golden_model):
