@@ -8,23 +8,13 @@ import sys
 from pathlib import Path
 
 from edge.allocator import keep_freed_memory
+from edge.arg_types import positive_int
 from edge.bench_command import cmd_bench
 from edge.commands import EVAL_FILE, check_output, cmd_classify, cmd_info
 from edge.doctor import camera_option, cmd_doctor
 from edge.errors import EdgeError, GateError
 from edge.fleet import cmd_report
 from edge.live import cmd_live
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (0 runs or 0 threads is a usage error, not a crash)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def region(text: str):

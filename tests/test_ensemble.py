@@ -97,6 +97,29 @@ def test_ensemble_needs_two_run_folders(members, tmp_path, capsys):
     assert "not a run folder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda run: (run / "train.json").write_text("{"), "train.json is corrupt"),
+        (lambda run: (run / "train.json").write_text("{}"), "train.json is corrupt ('config')"),
+        (lambda run: (run / "model.keras").unlink(), "has no model.keras"),
+        (lambda run: (run / "model.keras").write_bytes(b"PK\x03\x04cut"), "does not load"),
+    ],
+)
+def test_a_damaged_run_folder_is_one_line(members, tmp_path, capsys, damage, message):
+    import shutil
+
+    from train_host.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(members[0], run)
+    damage(run)
+    assert main(["export", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "train it again" in err[0]
+    assert not list(run.glob("*.tflite"))
+
+
 def test_split_seed_defaults_to_the_seed_and_old_records_load():
     from train_host.train import TrainConfig, config_from_dict
 

@@ -172,15 +172,25 @@ def test_repeats_override_the_trainings(tmp_path, shared_data, capsys, monkeypat
     assert run_cli(tmp_path, "--models", "baseline", "--repeats", "2", "--no-export") == 0
     metrics = json.loads((tmp_path / "seed-003" / "metrics.json").read_text())
     assert len(metrics["baseline"]["runs"]) == 2
-    assert run_cli(tmp_path, "--repeats", "0") == 2
-    err = capsys.readouterr().err
-    assert "--repeats" in err and len(err.strip().splitlines()) == 1
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:  # a usage error: usage, then one line
+        run_cli(tmp_path, "--repeats", "0")
+    assert stop.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith("argument --repeats: must be at least 1, got 0")
 
 
 def test_workers_below_one_is_one_line_error(tmp_path, capsys):
-    assert run_cli(tmp_path, "--workers", "0") == 2
-    err = capsys.readouterr().err
-    assert "--workers must be at least 1" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as stop:  # a usage error: usage, then one line
+        run_cli(tmp_path, "--workers", "0")
+    assert stop.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith("argument --workers: must be at least 1, got 0")
+    from edge.errors import EdgeError
+    from train_host.reproduce.common import Options
+
+    with pytest.raises(EdgeError, match="--workers must be at least 1"):  # the API says so too
+        Options(workers=0)
 
 
 def test_workers_share_the_search_and_the_trainings(tmp_path, shared_data, capfd, monkeypatch):

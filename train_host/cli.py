@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from edge.arg_types import non_negative_int, positive_float, positive_int
 from edge.errors import EdgeError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -49,9 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--model", type=str, default="cnn", choices=("cnn", "pca-mlp"), help="architecture (cnn)"
     )
-    train.add_argument("--epochs", type=int, default=None, help="epochs (default per dataset)")
-    train.add_argument("--batch-size", type=int, default=None, help="batch size (128)")
-    train.add_argument("--learning-rate", type=float, default=None, help="peak Adam rate (2e-3)")
+    train.add_argument(
+        "--epochs", type=positive_int, default=None, help="epochs (default per dataset)"
+    )
+    train.add_argument("--batch-size", type=positive_int, default=None, help="batch size (128)")
+    train.add_argument(
+        "--learning-rate", type=positive_float, default=None, help="peak Adam rate (2e-3)"
+    )
     train.add_argument("--seed", type=int, default=None, help="random seed (0)")
     train.add_argument(
         "--split-seed",
@@ -59,10 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="seed of the validation split (--seed): give an ensemble's members the same one",
     )
-    train.add_argument("--pca-components", type=int, default=None, help="PCA-MLP components (64)")
+    train.add_argument(
+        "--pca-components", type=positive_int, default=None, help="PCA-MLP components (64)"
+    )
     train.add_argument(
         "--width",
-        type=int,
+        type=positive_int,
         default=None,
         help="CNN filters of the first block, then 2x, 2x and 4x (16: about 60 KB as int8; "
         "parameters and time grow about with its square)",
@@ -75,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--several",
-        type=float,
+        type=positive_float,
         default=None,
         help="add a class of touching characters (2-3 of the split's own, written "
         "overlapping), this fraction of the split's size (e.g. 0.1), so `edge` splits blobs "
@@ -129,9 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("artifacts/camera-set"),
         help="output folder (artifacts/camera-set)",
     )
-    camera.add_argument("--singles", type=int, default=300, help="single characters (300)")
-    camera.add_argument("--strings", type=int, default=100, help="strings of 2-8 (100)")
-    camera.add_argument("--min-length", type=int, default=2, help="shortest string (2)")
+    camera.add_argument(
+        "--singles", type=non_negative_int, default=300, help="single characters (300)"
+    )
+    camera.add_argument(
+        "--strings", type=non_negative_int, default=100, help="strings of 2-8 (100)"
+    )
+    camera.add_argument("--min-length", type=positive_int, default=2, help="shortest string (2)")
     camera.add_argument(
         "--touching", action="store_true", help="render neighbouring characters of strings touching"
     )
@@ -153,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "drawn between these fractions of the frame's height (0.25,0.55); 0.08,0.16 is writing "
         "seen from far off",
     )
-    camera.add_argument("--max-length", type=int, default=8, help="longest string (8)")
+    camera.add_argument("--max-length", type=positive_int, default=8, help="longest string (8)")
     camera.add_argument("--seed", type=int, default=0, help="random seed (0)")
 
     reproduce = sub.add_parser(
@@ -165,11 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument("--out", type=Path, default=Path("runs"), help="parent folder (runs)")
     reproduce.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    reproduce.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
-    reproduce.add_argument("--trials", type=int, default=None, help="override search trials")
+    reproduce.add_argument(
+        "--epochs", type=positive_int, default=None, help="override every model's epochs"
+    )
+    reproduce.add_argument(
+        "--trials", type=positive_int, default=None, help="override search trials"
+    )
     reproduce.add_argument(
         "--repeats",
-        type=int,
+        type=positive_int,
         default=None,
         help="override the trainings with new seeds (seed-003's baseline and ensemble; paper 10)",
     )
@@ -185,11 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", type=str, default=None, help="comma-separated subset of the experiment's models"
     )
     reproduce.add_argument(
-        "--batch-size", type=int, default=None, help="override every model's batch size"
+        "--batch-size", type=positive_int, default=None, help="override every model's batch size"
     )
     reproduce.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=1,
         help="processes sharing the work: seed-000's grid, seed-003's search trials and "
         "trainings (default 1; more on a machine with more cores or a GPU)",
@@ -307,6 +322,8 @@ def cmd_camera_set(args: argparse.Namespace) -> int:
 
     if not 1 <= args.min_length <= args.max_length:
         raise EdgeError("--min-length must be at least 1 and at most --max-length")
+    if not args.singles + args.strings:
+        raise EdgeError("nothing to render: give --singles or --strings a count above 0")
     size = _size_range(args.size)
     config = CameraSetConfig(
         singles=args.singles,
@@ -380,12 +397,19 @@ COMMANDS = {
 }
 
 
+def _check_out_folder(out: Path | None) -> None:
+    """Fail before any work when --out names a file: every command writes a folder there."""
+    if out is not None and out.exists() and not out.is_dir():
+        raise EdgeError(f"--out {out} is a file: give a folder (new or existing)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the `train-host` command line; return the exit code (0 ok, 2 bad input)."""
     from edge.datasets import DatasetError
 
     args = build_parser().parse_args(argv)
     try:
+        _check_out_folder(getattr(args, "out", None))
         return COMMANDS[args.command](args)
     except (EdgeError, DatasetError) as exc:
         if args.debug:

@@ -293,8 +293,24 @@ def load_run(run_dir: str | Path):
             f"{run} is not a run folder (no {RUN_FILE}): train first with "
             f"`train-host train --out {run}`"
         )
-    record = json.loads((run / RUN_FILE).read_text())
-    return keras.models.load_model(run / MODEL_FILE), record, config_from_dict(record["config"])
+    again = f"train it again with `train-host train --out {run}`"
+    try:
+        record = json.loads((run / RUN_FILE).read_text())
+        config = config_from_dict(record["config"])
+    except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise EdgeError(f"{run / RUN_FILE} is corrupt ({exc}): {again}") from None
+    if not (run / MODEL_FILE).is_file():
+        raise EdgeError(f"{run} has no {MODEL_FILE}: {again}")
+    try:
+        model = keras.models.load_model(run / MODEL_FILE)
+    except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors ...
+        raise EdgeError(f"{run / MODEL_FILE} does not load ({_first_line(exc)}): {again}") from None
+    return model, record, config
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
 
 
 def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:
