@@ -61,10 +61,16 @@ def read_labels(folder: Path) -> list[tuple[str, str]]:
     path = folder / "labels.csv"
     if not path.is_file():
         raise EdgeError(f"no labels.csv in {folder}: it needs columns file,label")
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise EdgeError(f"{path} is not a UTF-8 CSV file ({exc}): save it as UTF-8 text") from None
     if not rows or not {"file", "label"} <= set(rows[0]):
         raise EdgeError(f"{path} needs a header with columns file,label and at least one row")
+    for line, row in enumerate(rows, start=2):
+        if not row["file"] or not row["label"]:  # a short row gives None, an empty cell ""
+            raise EdgeError(f"{path} line {line}: give both a file and its label (file,label)")
     return [(row["file"], row["label"]) for row in rows]
 
 

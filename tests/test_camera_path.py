@@ -157,6 +157,25 @@ def test_bench_photos_without_labels(run_edge, golden_model, tmp_path):
     assert code == 2 and "labels.csv" in err
 
 
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"file,label\na.png\n", "line 2: give both a file and its label"),
+        (b"file,label\na.png,3\nb.png,\n", "line 3: give both a file and its label"),
+        (b"\xff\xfe\x00file", "is not a UTF-8 CSV file"),
+        (b"name,text\na.png,3\n", "needs a header with columns file,label"),
+    ],
+)
+def test_bench_photos_with_a_bad_labels_file(run_edge, golden_model, tmp_path, content, message):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "labels.csv").write_bytes(content)
+    code, _, err = run_edge(["bench", golden_model, "--photos", str(folder)])
+    lines = [line for line in err.strip().splitlines() if line.startswith("edge: ")]
+    assert code == 2 and "Traceback" not in err
+    assert len(lines) == 1 and message in lines[0]
+
+
 def test_edit_distance():
     assert edit_distance("1234", "1234") == 0
     assert edit_distance("1234", "124") == 1
