@@ -10,7 +10,7 @@ from pathlib import Path
 from edge.allocator import keep_freed_memory
 from edge.arg_types import positive_int
 from edge.bench_command import cmd_bench
-from edge.commands import EVAL_FILE, check_output, cmd_classify, cmd_info
+from edge.commands import EVAL_FILE, check_folder, check_output, cmd_classify, cmd_info
 from edge.doctor import camera_option, cmd_doctor
 from edge.errors import EdgeError, GateError
 from edge.fleet import cmd_report
@@ -321,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_output(getattr(args, "json", None))
         check_output(getattr(args, "csv", None))
+        check_folder(getattr(args, "debug_dir", None), "--debug-dir")
+        check_folder(getattr(args, "save_dir", None), "--save-dir")
         return COMMANDS[args.command](args)
     except GateError as exc:
         print(f"edge: gate failed: {exc}", file=sys.stderr)

@@ -121,6 +121,8 @@ def _classify_one(clf, path: Path, args: argparse.Namespace, splitter=None) -> d
             ]
     except ValueError as exc:
         raise ImageError(f"{path}: {exc} (photograph dark ink on light paper)") from None
+    except ImageError as exc:  # a --roi outside this image
+        raise ImageError(f"{path}: {exc}") from None
     if not chars:
         raise ImageError(
             f"{path}: no characters found (photograph dark ink on light paper, "
@@ -186,6 +188,16 @@ def check_output(path: Path | None) -> None:
         raise EdgeError(f"cannot write {path}: folder {path.parent} does not exist")
     if path.is_dir():
         raise EdgeError(f"cannot write {path}: it is a folder, give a file name")
+
+
+def check_folder(path: Path | None, flag: str) -> None:
+    """Fail before any work when a folder option names a file or lies under one."""
+    if path is None:
+        return
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        where = "" if existing == path else f" ({existing} is one)"
+        raise EdgeError(f"{flag} {path} is not a folder{where}: give a folder (new or existing)")
 
 
 def write_output(path: Path, text: str) -> None:

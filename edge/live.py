@@ -60,8 +60,8 @@ def cmd_live(args: argparse.Namespace) -> int:
                     )
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-    except ValueError as exc:
-        raise EdgeError(f"{exc}: check --roi against the frame size") from None
+    except ValueError as exc:  # a frame the page or region cannot be taken from
+        raise EdgeError(f"{exc}: check --page and --roi against the frame") from None
     finally:
         writer.close()
     seconds = time.perf_counter() - start

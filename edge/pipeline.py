@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from edge.errors import ModelError
+from edge.errors import ImageError, ModelError
 from edge.interpreter import Classifier
 from edge.page import Page, find_page
 from edge.segment import SEVERAL_ASPECT, Box, find_characters
@@ -67,7 +67,7 @@ def crop_roi(image: np.ndarray, roi: Box | None) -> tuple[np.ndarray, Box]:
     """The part of the frame inside `roi` (clipped to the frame) and the clipped box.
 
     Raises:
-        ValueError: the region lies outside the frame.
+        ImageError: the region lies outside the frame.
     """
     h, w = image.shape[:2]
     if roi is None:
@@ -75,8 +75,9 @@ def crop_roi(image: np.ndarray, roi: Box | None) -> tuple[np.ndarray, Box]:
     x0, y0 = max(0, roi.x), max(0, roi.y)
     x1, y1 = min(w, roi.x + roi.w), min(h, roi.y + roi.h)
     if x1 <= x0 or y1 <= y0:
-        raise ValueError(
-            f"the region {roi.x},{roi.y},{roi.w},{roi.h} lies outside the {w}x{h} frame"
+        raise ImageError(
+            f"the region {roi.x},{roi.y},{roi.w},{roi.h} lies outside the {w}x{h} frame: give "
+            "--roi X,Y,W,H inside it"
         )
     return image[y0:y1, x0:x1], Box(x0, y0, x1 - x0, y1 - y0)
 

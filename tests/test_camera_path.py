@@ -307,7 +307,12 @@ def test_classify_reads_only_the_region(run_edge, golden_model, shared_data, tmp
     chars = json.loads(report.read_text())["predictions"][0]["chars"]
     assert len(chars) == 2 and all(c["box"][0] < 250 for c in chars)
     code, _, err = run_edge(["classify", golden_model, page, "--roi", "5000,0,10,10"])
-    assert code == 2 and "outside" in err
+    assert code == 2 and err.strip().splitlines() == [
+        f"edge: error: {page}: the region 5000,0,10,10 lies outside the 500x210 frame: give "
+        "--roi X,Y,W,H inside it"
+    ]
+    code, _, err = run_edge(["live", golden_model, "--source", page, "--roi", "5000,0,10,10"])
+    assert code == 2 and "lies outside the 500x210 frame: give --roi" in err
     code, _, _ = run_edge(["classify", golden_model, page, "--roi", "1,2,3"])
     assert code == 2
 

@@ -149,6 +149,23 @@ def test_a_folder_or_sidecar_given_as_the_model(run_edge, golden_copy, image, gi
         assert out == ""
 
 
+@pytest.mark.parametrize("flag", ["--debug-dir", "--save-dir"])
+@pytest.mark.parametrize("under", [False, True])
+def test_a_file_as_output_folder_fails_before_work(
+    run_edge, golden_model, image, tmp_path, flag, under
+):
+    afile = tmp_path / "taken.png"
+    afile.write_bytes(b"keep me")
+    folder = afile / "sub" if under else afile
+    if flag == "--debug-dir":
+        command = ["classify", golden_model, image]
+    else:
+        command = ["live", golden_model, "--source", image]
+    code, out, err = run_edge([*command, flag, folder])
+    assert_one_error_line(code, err, f"{flag} {folder} is not a folder")
+    assert out == "" and afile.read_bytes() == b"keep me"
+
+
 IMAGE_FAULTS = {
     "text as png": (
         lambda d: (d / "note.png").write_text("not an image\n"),
