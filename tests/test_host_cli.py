@@ -42,7 +42,9 @@ def test_a_file_as_out_fails_before_any_work(command, tmp_path, capsys):
     out.write_bytes(b"not a folder")
     assert main([*command, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"train-host: error: --out {out} is a file: give a folder (new or existing)"]
+    assert err == [
+        f"train-host: error: --out {out} is not a folder: give a folder (new or existing)"
+    ]
     assert out.read_bytes() == b"not a folder"
 
 

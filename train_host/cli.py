@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from edge.arg_types import non_negative_int, positive_float, positive_int
+from edge.commands import check_folder
 from edge.errors import EdgeError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -397,19 +398,13 @@ COMMANDS = {
 }
 
 
-def _check_out_folder(out: Path | None) -> None:
-    """Fail before any work when --out names a file: every command writes a folder there."""
-    if out is not None and out.exists() and not out.is_dir():
-        raise EdgeError(f"--out {out} is a file: give a folder (new or existing)")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the `train-host` command line; return the exit code (0 ok, 2 bad input)."""
     from edge.datasets import DatasetError
 
     args = build_parser().parse_args(argv)
     try:
-        _check_out_folder(getattr(args, "out", None))
+        check_folder(getattr(args, "out", None), "--out")  # every command writes a folder
         return COMMANDS[args.command](args)
     except (EdgeError, DatasetError) as exc:
         if args.debug:
