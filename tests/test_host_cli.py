@@ -53,3 +53,11 @@ def test_a_camera_set_of_nothing_is_refused(tmp_path, capsys):
     assert code == 2
     assert "nothing to render" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_an_unknown_data_set_fails_before_training_is_announced(tmp_path, capsys):
+    assert main(["train", "--dataset", "mnist+nosuch", "--out", str(tmp_path / "run")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("train-host: error: unknown dataset 'nosuch'")
+    assert not (tmp_path / "run").exists()

@@ -223,8 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from train_host.data import check_dataset_name
     from train_host.train import TrainConfig, train, with_overrides
 
+    check_dataset_name(args.dataset)  # before the line that announces the training
     if args.several is not None and not 0.0 <= args.several <= 1.0:
         raise EdgeError(
             f"--several {args.several}: give a fraction of the split from 0 to 1, e.g. 0.1"

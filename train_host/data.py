@@ -154,6 +154,13 @@ def combined(splits: list[Split], name: str) -> Split:
     return Split(name, first.split, images, labels, first.classes)
 
 
+def check_dataset_name(name: str) -> None:
+    """Fail with the list of names unless every "+"-joined part of `name` is a data set."""
+    for part in name.split("+"):
+        if part not in DATASET_CHOICES:
+            raise unknown_dataset_error(part, DATASET_CHOICES)
+
+
 def load_dataset(name: str, split: str, root: Path | None = None) -> Split:
     """Load a split of any dataset: "digits" (bundled with scikit-learn) or an edge dataset.
 
@@ -170,6 +177,7 @@ def load_dataset(name: str, split: str, root: Path | None = None) -> Split:
     Returns:
         The Split.
     """
+    check_dataset_name(name)
     if "+" in name:
         return combined([load_dataset(part, split, root) for part in name.split("+")], name)
     if name == USPS28_NAME:
