@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import inspect
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -159,6 +160,7 @@ class _CaptureSource(_Source):
         return (image, self.name) if ok and image is not None else None
 
 
+FFMPEG_QUIET = -8  # AV_LOG_QUIET
 OPENCV_LOG_LEVEL_SILENT = 0  # cv::utils::logging::LOG_LEVEL_SILENT
 OPENCV_LOG_LEVEL_ERROR = 2  # cv::utils::logging::LOG_LEVEL_ERROR
 
@@ -225,6 +227,9 @@ class VideoSource(_CaptureSource):
         """Open the video; raise CameraError when it is missing or unreadable."""
         if not self.path.is_file():
             raise CameraError(f"video {self.path} not found: check the path")
+        # FFmpeg's own complaint about a bad file ("moov atom not found") would print beside
+        # ours; quiet unless the user asks (read when OpenCV first starts FFmpeg)
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", str(FFMPEG_QUIET))
         self._open_capture(
             str(self.path),
             f"cannot read video {self.path}: not a video or no codec for it "

@@ -219,6 +219,16 @@ def test_a_batch_reads_past_images_without_a_reading(
     assert ["error" in r for r in records] == [False, True, True, False]
 
 
+def test_an_undecodable_video_gives_our_line_only(golden_model, tmp_path):
+    """FFmpeg's own complaint about a file that is not a video is not printed beside ours."""
+    (tmp_path / "clip.mp4").write_text("not a video\n")
+    args = ["-m", "edge", "live", str(golden_model), "--source", "clip.mp4", "--frames", "1"]
+    run = _python(args, cwd=tmp_path)
+    lines = [line for line in run.stderr.splitlines() if not line.startswith("INFO: ")]
+    assert run.returncode == 2
+    assert len(lines) == 1 and lines[0].startswith("edge: error: cannot read video clip.mp4")
+
+
 def test_an_undecodable_image_gives_our_line_only(golden_model, tmp_path):
     """OpenCV's own decoder message (a PGM header cut short) is not printed beside ours."""
     (tmp_path / "cut.png").write_bytes(b"P5\n")

@@ -268,7 +268,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from train_host.export import export_run, results_as_dicts
     from train_host.quantize import VARIANTS
 
-    variants = tuple(args.variants or VARIANTS)
+    variants = tuple(dict.fromkeys(args.variants or VARIANTS))  # each once, in the order given
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise EdgeError(f"unknown variant {unknown[0]!r}: use {', '.join(VARIANTS)}")
