@@ -75,6 +75,7 @@ class StageTiming:
     preprocess_ms: float
     invoke_ms: float
     post_ms: float
+    parts: tuple[tuple[str, float], ...] = ()  # preprocess by part (p50 ms), where recorded
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,7 @@ def _stages(doc: dict, device: str) -> list[StageTiming]:
                 str(s.get("model", "?")),
                 int(s.get("frames") or 0),
                 *(_num(s.get(k)) for k in ("capture_ms", "preprocess_ms", "invoke_ms", "post_ms")),
+                _parts(s),
             )
             for s in doc["stages"]
         ]
@@ -240,6 +242,15 @@ def _stages(doc: dict, device: str) -> list[StageTiming]:
                 )
             )
     return stages
+
+
+def _parts(stage: dict) -> tuple[tuple[str, float], ...]:
+    """The stage's `preprocess_<part>_ms` p50s, in the file's order (none in older files)."""
+    return tuple(
+        (key.removeprefix("preprocess_").removesuffix("_ms"), _num(value))
+        for key, value in stage.items()
+        if key.startswith("preprocess_") and key.endswith("_ms") and key != "preprocess_ms"
+    )
 
 
 def _photos(doc: dict, device: str) -> list[PhotoResult]:

@@ -188,7 +188,16 @@ def _stages(fleet: Fleet, images: dict[str, list[str]]) -> Section:
         for s in fleet.stages
     ]
     note = "p50 of each stage; '-': stage not recorded (schema 1 photos: preprocess and invoke)."
-    return Section("Camera-path stages", (header, *rows), (note,), tuple(images.get("stages", ())))
+    parts = tuple(
+        f"Preprocess by part on {s.device}, {s.model} (p50 ms): "
+        + ", ".join(f"{name} {_f(ms, '.2f')}" for name, ms in s.parts)
+        + "."
+        for s in fleet.stages
+        if s.parts
+    )
+    return Section(
+        "Camera-path stages", (header, *rows), (note, *parts), tuple(images.get("stages", ()))
+    )
 
 
 def _sweep(fleet: Fleet, images: dict[str, list[str]]) -> Section:

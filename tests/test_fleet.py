@@ -131,6 +131,7 @@ def pi_doc() -> dict:
     stage = {"model": "artifacts/mnist-cnn/int8.tflite", "source": "frames/", "frames": 40}
     stage |= {"passes": 3, "capture_ms": 8.1, "preprocess_ms": 21.4, "invoke_ms": 2.3}
     stage |= {"post_ms": 0.2, "total_ms": 32.0, "stats": {}}
+    stage |= {"preprocess_ink_ms": 6.5, "preprocess_threshold_ms": 4.25, "preprocess_rules_ms": 7.0}
     return {
         "schema_version": 2,
         "machine": PI,
@@ -234,6 +235,10 @@ def test_report_tables(report):
         assert warning in html
     assert "3 of 6 results carry no raw latency samples" in md
     assert "| 8.10 | 21.40 | 2.30 | 0.20 |" in md  # stages
+    assert (
+        "Preprocess by part on Raspberry Pi 4 Model B Rev 1.4, artifacts/mnist-cnn/int8.tflite "
+        "(p50 ms): ink 6.50, threshold 4.25, rules 7.00." in md
+    )
     assert md.split("## Thread scaling")[1].count("| mnist-cnn | int8 |") == 8
 
 
