@@ -97,6 +97,46 @@ def test_quick_run_exports_what_edge_runs(quick_run):
     assert np.mean(predicted == split.labels) == pytest.approx(int8["tflite_accuracy"], abs=0.01)
 
 
+def test_size_curves_of_the_baseline_and_the_searched_configuration(
+    quick_run, tmp_path, shared_data, monkeypatch
+):
+    """`--models curves`: each configuration trained on stratified subsets of the training
+    images; a second run reuses every kept point and gives the same figures."""
+    monkeypatch.setenv("HWR_DATA_DIR", str(shared_data))
+    shutil.copytree(quick_run, tmp_path / "seed-003")
+    assert run_cli(tmp_path, "--models", "curves", "--no-export") == 0
+    run_dir = tmp_path / "seed-003"
+    curves = json.loads((run_dir / "metrics.json").read_text())["size_curves"]
+    assert set(curves) == {"baseline", "optimized"}  # the quick search has a completed trial
+    for rows in curves.values():
+        assert [(r["images"], r["runs"]) for r in rows] == [(600, 1), (1200, 1)]
+        for row in rows:
+            for split in ("train_accuracy", "paper_test_accuracy"):
+                assert 0.0 < row[split]["mean"] <= 1.0
+    assert (run_dir / "size_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(json.loads((run_dir / "curves.json").read_text())) == 4
+    assert run_cli(tmp_path, "--models", "curves", "--no-export") == 0
+    again = json.loads((run_dir / "metrics.json").read_text())["size_curves"]
+    assert again == curves
+
+
+def test_training_subsets_are_stratified_and_seeded():
+    import numpy as np
+
+    from train_host.reproduce.common import Data
+    from train_host.reproduce.seed_003_curves import training_subset
+
+    y = np.repeat(np.arange(10), [100, 200, 100, 100, 100, 100, 100, 100, 100, 300])
+    x = np.arange(len(y), dtype=np.float32)[:, None]
+    data = Data("toy", tuple("0123456789"), None, x, y, x[:5], y[:5], x[:5], y[:5])
+    part = training_subset(data, 0.1, seed=3)
+    assert np.bincount(part.y_train).tolist() == [10, 20, 10, 10, 10, 10, 10, 10, 10, 30]
+    assert np.array_equal(part.x_train[:, 0].astype(int), np.sort(part.x_train[:, 0]).astype(int))
+    assert np.array_equal(training_subset(data, 0.1, seed=3).x_train, part.x_train)
+    assert not np.array_equal(training_subset(data, 0.1, seed=4).x_train, part.x_train)
+    assert training_subset(data, 1.0, seed=3) is data
+
+
 def test_search_resumes_without_extra_trials(quick_run, tmp_path, shared_data, monkeypatch):
     monkeypatch.setenv("HWR_DATA_DIR", str(shared_data))
     shutil.copytree(quick_run, tmp_path / "seed-003")

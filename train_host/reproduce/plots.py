@@ -44,6 +44,30 @@ def learning_curves(histories: dict[str, dict], path: Path, title: str) -> Path:
     return _save(plt, fig, path)
 
 
+def size_curves(curves: dict[str, list[dict]], path: Path, title: str) -> Path:
+    """Test accuracy (solid, +- one std shaded) and training accuracy (dotted) of each named
+    configuration against the number of training images."""
+    plt, fig, ax = _figure()
+    for i, (name, rows) in enumerate(curves.items()):
+        colour = f"C{i % 10}"
+        images = [r["images"] for r in rows]
+        test = np.array([r["paper_test_accuracy"]["mean"] for r in rows])
+        spread = np.array([r["paper_test_accuracy"]["std"] for r in rows])
+        ax.plot(images, test, color=colour, marker="o", label=f"{name} (test)")
+        ax.fill_between(images, test - spread, test + spread, color=colour, alpha=0.2)
+        train = [r["train_accuracy"]["mean"] for r in rows]
+        ax.plot(images, train, color=colour, linestyle=":", alpha=0.7)
+    ax.set_xscale("log")
+    ax.set(
+        xlabel="training images",
+        ylabel="accuracy",
+        title=f"{title}: test (solid, +- 1 std), training (dotted)",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(plt, fig, path)
+
+
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes, path: Path, title: str):
     """Counts of true class (rows) against predicted class (columns)."""
     n = len(classes)

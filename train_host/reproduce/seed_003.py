@@ -16,9 +16,12 @@ seed + 1, ...; the first repeats the best trial): their mean is the optimized fi
 averaged probabilities the ensemble. Pooling uses stride 1 and valid padding, as the paper
 states. `--models paper-best` (not part of the default run) trains the paper's best trial
 (PAPER_BEST) the same way and ensembles it: the paper's optimized and ensemble figures
-without the 200-trial search that found it. Not reproduced: the accuracy-vs-training-size
-curves (20 trainings per size) and the final 70/30 retraining "for deployment"; the export
-takes the single model best on validation.
+without the 200-trial search that found it. `--models curves` (not part of the default run
+either) trains the baseline and the search's best configuration on stratified subsets of the
+training images, 20 times per size with patience 10 as the paper does (`--repeats` fewer):
+its accuracy-vs-training-size curves, figures 2 and 7 (see `seed_003_curves`). Not
+reproduced: the ensemble's curve (figure 9: ten members per size) and the final 70/30
+retraining "for deployment"; the export takes the single model best on validation.
 
 The study resumes (SQLite in the run folder, or --storage; the trial of a killed process is
 marked failed once its heartbeat has stopped for five minutes) and can be shared by
@@ -58,6 +61,7 @@ from train_host.reproduce.common import (
     roc_auc_per_class,
     write_metrics,
 )
+from train_host.reproduce.seed_003_curves import size_curves
 from train_host.reproduce.seed_003_setup import (
     BASELINE,
     PAPER_BEST,
@@ -81,21 +85,29 @@ QUICK_TRIALS = 3
 QUICK_REPEATS = 1
 QUICK_MEMBERS = 2
 DEFAULT_STAGES = ("baseline", "search", "ensemble")
-STAGES = (*DEFAULT_STAGES, "paper-best")
+STAGES = (*DEFAULT_STAGES, "paper-best", "curves")
 PAPER_FIGURE = {"baseline": "baseline", "optimized": "optimized", "paper-best": "optimized"}
 TRAININGS = "trainings"  # finished trainings, kept for a resumed run
 WORKER_SEED_STRIDE = 10_000  # worker i's sampler seed: seed + i * stride (+ trials stored)
 
 
-def train(params: dict, data: Data, options: Options, epochs: int, seed: int, callbacks=()):
+def train(
+    params: dict,
+    data: Data,
+    options: Options,
+    epochs: int,
+    seed: int,
+    callbacks=(),
+    patience: int = PATIENCE,
+):
     """The paper's training: Adam, batch 32, early stopping on validation accuracy (patience
-    5, best weights kept); returns (model, history, seconds)."""
+    5, 10 for the learning curves; best weights kept); returns (model, history, seconds)."""
     import keras
 
     keras.utils.set_random_seed(seed)
     model = lenet(params=params)
     stop = keras.callbacks.EarlyStopping(
-        "val_accuracy", patience=PATIENCE, mode="max", restore_best_weights=True
+        "val_accuracy", patience=patience, mode="max", restore_best_weights=True
     )
     adam = keras.optimizers.Adam(LEARNING_RATE, beta_1=0.9, beta_2=0.999)
     batch = options.batch_size or BATCH_SIZE
@@ -346,6 +358,20 @@ def _export(out, data: Data, trained: dict, options: Options) -> dict:
     return {"model": name, "seed": record["seed"], "variants": export_summary(exported)}
 
 
+def _curves(data: Data, paper, options: Options, epochs: int, out) -> dict:
+    """Learning curves against training-set size of the baseline and, once the search has a
+    completed trial, its best configuration (see `seed_003_curves`); plotted."""
+    configs = {"baseline": BASELINE}
+    study = _open_study(data, options, epochs)
+    if search.finished(study, (search.TrialState.COMPLETE,)):
+        configs["optimized"] = study.best_params
+    else:
+        options.progress("curves: the search has no completed trial, so the baseline's only")
+    result = size_curves(configs, data, paper, options, epochs, train, out)
+    plots.size_curves(result, out / "size_curves.png", "seed 003, LeNet on MNIST")
+    return result
+
+
 def _stages(options: Options) -> tuple[str, ...]:
     stages = DEFAULT_STAGES if options.models is None else options.models
     unknown = sorted(set(stages) - set(STAGES))
@@ -416,6 +442,9 @@ def run(options: Options) -> dict:
         trained["paper-best"], metrics["paper_best_ensemble"], probs, source = _ensemble_stage(
             "paper-best", "paper-best", PAPER_BEST, data, paper, options, epochs, seconds
         )
+    if "curves" in stages:
+        with _timed(seconds, "curves"):
+            metrics["size_curves"] = _curves(data, paper, options, epochs, out)
     metrics |= {name: r["summary"] for name, r in trained.items()}
     if trained:
         _plots(out, data, paper[1], trained, probs, source)

@@ -1,0 +1,119 @@
+"""Seed 003's learning curves against the size of the training set (the paper's figures 2
+and 7): a configuration trained on stratified subsets of the 25,200 training images, several
+times per size, with early stopping of patience 10 as the paper does for these curves; the
+mean and standard deviation of its accuracy on the subset it trained on and on the paper's
+test slice. The paper does not state its sizes; CURVE_FRACTIONS spans a twentieth to all of
+the training images. Each finished training is kept in `curves.json` (its accuracies only),
+so a stopped run goes on from the next one; a point trained under another protocol or
+configuration is not reused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from edge.atomic import atomic_write_bytes
+from train_host.reproduce.common import Data, Options, accuracy_of, epoch_progress, predict
+
+CURVE_FRACTIONS = (0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
+QUICK_FRACTIONS = (0.5, 1.0)
+CURVE_PATIENCE = 10  # the paper's patience for its learning curves
+PAPER_CURVE_REPEATS = 20  # trainings per size in the paper
+QUICK_CURVE_REPEATS = 1
+CURVES_FILE = "curves.json"
+
+
+def training_subset(data: Data, fraction: float, seed: int) -> Data:
+    """`data` with a stratified `fraction` of its training images (drawn with `seed`), the
+    validation and test parts unchanged."""
+    if fraction >= 1.0:
+        return data
+    rng = np.random.default_rng(seed)
+    keep = np.sort(
+        np.concatenate(
+            [
+                rng.choice(index, max(1, round(fraction * len(index))), replace=False)
+                for index in (np.flatnonzero(data.y_train == c) for c in np.unique(data.y_train))
+            ]
+        )
+    )
+    return replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
+
+
+def _load_points(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _key(name: str, params: dict, fraction: float, seed: int, protocol: dict) -> str:
+    """What decides a point's result: a kept point is reused only under the same."""
+    return json.dumps([name, params, fraction, seed, protocol], sort_keys=True)
+
+
+def size_curves(
+    configs: dict[str, dict], data: Data, paper, options: Options, epochs: int, train, out: Path
+) -> dict:
+    """Train each named configuration `repeats` times on each size (`train(params, data,
+    options, epochs, seed, callbacks, patience)` as seed 003 trains); returns, per name, one
+    row per size: images, runs, training and paper-test accuracy as mean and std."""
+    fractions = QUICK_FRACTIONS if options.quick else CURVE_FRACTIONS
+    repeats = options.pick(QUICK_CURVE_REPEATS, PAPER_CURVE_REPEATS, options.repeats)
+    protocol = {
+        "epochs": epochs,
+        "batch_size": options.batch_size,
+        "patience": CURVE_PATIENCE,
+        "train_sha256": data.train_sha256,
+        "data_seed": options.seed,
+    }
+    path = out / CURVES_FILE
+    points = _load_points(path)
+    result = {}
+    for name, params in configs.items():
+        rows = []
+        for fraction in fractions:
+            runs = []
+            for seed in range(options.seed, options.seed + repeats):
+                key = _key(name, params, fraction, seed, protocol)
+                if key not in points:
+                    subset = training_subset(data, fraction, seed)
+                    label = f"{name} on {len(subset.y_train)} images, seed {seed}"
+                    lines = epoch_progress(label, epochs, options.progress)
+                    model, _, seconds = train(
+                        params, subset, options, epochs, seed, [lines], CURVE_PATIENCE
+                    )
+                    points[key] = {
+                        "images": len(subset.y_train),
+                        "train_accuracy": accuracy_of(
+                            predict(model, subset.x_train), subset.y_train
+                        ),
+                        "paper_test_accuracy": accuracy_of(predict(model, paper[0]), paper[1]),
+                        "seconds": round(seconds, 1),
+                    }
+                    atomic_write_bytes(path, json.dumps(points).encode())
+                runs.append(points[key])
+            rows.append(_row(runs))
+        result[name] = rows
+    return result
+
+
+def _row(runs: list[dict]) -> dict:
+    def mean_std(key: str) -> dict:
+        values = np.array([r[key] for r in runs])
+        return {
+            "mean": float(values.mean()),
+            "std": float(values.std(ddof=1) if len(values) > 1 else 0),
+        }
+
+    return {
+        "images": runs[0]["images"],
+        "runs": len(runs),
+        "train_accuracy": mean_std("train_accuracy"),
+        "paper_test_accuracy": mean_std("paper_test_accuracy"),
+        "seconds": round(sum(r["seconds"] for r in runs), 1),
+    }
