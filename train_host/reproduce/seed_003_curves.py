@@ -73,33 +73,37 @@ def size_curves(
     }
     path = out / CURVES_FILE
     points = _load_points(path)
-    result = {}
-    for name, params in configs.items():
-        rows = []
-        for fraction in fractions:
-            runs = []
-            for seed in range(options.seed, options.seed + repeats):
+    seeds = range(options.seed, options.seed + repeats)
+    for seed in seeds:  # seed by seed: a run stopped early has whole curves of the first seeds
+        for name, params in configs.items():
+            for fraction in fractions:
                 key = _key(name, params, fraction, seed, protocol)
                 if key not in points:
-                    subset = training_subset(data, fraction, seed)
-                    label = f"{name} on {len(subset.y_train)} images, seed {seed}"
-                    lines = epoch_progress(label, epochs, options.progress)
-                    model, _, seconds = train(
-                        params, subset, options, epochs, seed, [lines], CURVE_PATIENCE
+                    points[key] = _train_point(
+                        name, params, data, paper, options, epochs, train, fraction, seed
                     )
-                    points[key] = {
-                        "images": len(subset.y_train),
-                        "train_accuracy": accuracy_of(
-                            predict(model, subset.x_train), subset.y_train
-                        ),
-                        "paper_test_accuracy": accuracy_of(predict(model, paper[0]), paper[1]),
-                        "seconds": round(seconds, 1),
-                    }
                     atomic_write_bytes(path, json.dumps(points).encode())
-                runs.append(points[key])
-            rows.append(_row(runs))
-        result[name] = rows
-    return result
+    return {
+        name: [
+            _row([points[_key(name, params, f, seed, protocol)] for seed in seeds])
+            for f in fractions
+        ]
+        for name, params in configs.items()
+    }
+
+
+def _train_point(name, params, data, paper, options, epochs, train, fraction, seed) -> dict:
+    """Train one configuration on one subset; its accuracies and time."""
+    subset = training_subset(data, fraction, seed)
+    label = f"{name} on {len(subset.y_train)} images, seed {seed}"
+    lines = epoch_progress(label, epochs, options.progress)
+    model, _, seconds = train(params, subset, options, epochs, seed, [lines], CURVE_PATIENCE)
+    return {
+        "images": len(subset.y_train),
+        "train_accuracy": accuracy_of(predict(model, subset.x_train), subset.y_train),
+        "paper_test_accuracy": accuracy_of(predict(model, paper[0]), paper[1]),
+        "seconds": round(seconds, 1),
+    }
 
 
 def _row(runs: list[dict]) -> dict:
