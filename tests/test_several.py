@@ -74,10 +74,16 @@ def test_train_rejects_a_negative_several(tmp_path, capsys):
     pytest.importorskip("tensorflow")
     from train_host.cli import main
 
-    args = ["train", "--dataset", "digits", "--several", "-0.1", "--out", str(tmp_path / "x")]
-    assert main(args) == 2
+    args = ["train", "--dataset", "digits", "--out", str(tmp_path / "x"), "--several"]
+    with pytest.raises(SystemExit) as stop:  # a usage error: usage, then one line
+        main([*args, "-0.1"])
+    assert stop.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith("argument --several: must be more than 0.0, got -0.1")
+    assert main([*args, "1.5"]) == 2  # more than the whole split
     err = capsys.readouterr().err
-    assert "--several" in err and len(err.strip().splitlines()) == 1
+    assert "--several 1.5" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
 
 
 def test_the_several_test_classifies_each_crop_once_by_each_model(golden_model):
