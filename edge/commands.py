@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +151,6 @@ def cmd_classify(args: argparse.Namespace) -> int:
     clf = Classifier(args.model, num_threads=args.threads)
     splitter = load_splitter(args, clf)
     paths = _collect_images(args.images)
-    check_output(args.json)
     records = [_classify_or_skip(clf, path, args, splitter, len(paths) > 1) for path in paths]
     if args.json:
         write_output(
@@ -169,8 +169,6 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def _classify_or_skip(clf, path: Path, args, splitter, several: bool) -> dict:
     """`_classify_one`; in a batch of several images, an image that gives no reading is
     named on stderr and recorded with its error, and the batch goes on."""
-    import sys
-
     try:
         return _classify_one(clf, path, args, splitter)
     except ImageError as exc:

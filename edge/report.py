@@ -96,7 +96,8 @@ def format_stage_table(benches: list) -> str:
         for b in timed
     ]
     lines = align([header] + body)
-    lines += [f"  {b.model}: {format_parts(b.stages)}" for b in timed if format_parts(b.stages)]
+    parts = [(b.model, format_parts(b.stages)) for b in timed]
+    lines += [f"  {model}: {text}" for model, text in parts if text]
     return "\n".join(lines)
 
 

@@ -183,8 +183,6 @@ def load_dataset(name: str, split: str, root: Path | None = None) -> Split:
     if name == USPS28_NAME:
         return load_usps_28(split, root)
     if name != DIGITS_NAME:
-        if name not in DATASET_NAMES:
-            raise unknown_dataset_error(name, DATASET_CHOICES)
         return load_split(name, split, root)
     if split not in ("train", "test"):
         raise DatasetError(f"digits has no split {split!r}: use 'train' or 'test'")

@@ -269,6 +269,15 @@ def accuracy_of(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(probs, axis=1) == labels))
 
 
+def mean_std(values) -> dict:
+    """Mean and sample standard deviation (0 for one value) of repeated results."""
+    values = np.asarray(list(values), dtype=np.float64)
+    return {
+        "mean": float(values.mean()),
+        "std": float(values.std(ddof=1) if len(values) > 1 else 0),
+    }
+
+
 def predict(model, x: np.ndarray) -> np.ndarray:
     """Class probabilities of a Keras model, batched."""
     return model.predict(x, batch_size=512, verbose=0)

@@ -57,6 +57,7 @@ from train_host.reproduce.common import (
     export_model,
     export_summary,
     fit,
+    mean_std,
     predict,
     roc_auc_per_class,
     write_metrics,
@@ -221,10 +222,10 @@ def _repeat(name: str, params, data: Data, paper, options: Options, epochs: int,
     summary = {
         "params": int(models[0].count_params()),
         "paper": PAPER[PAPER_FIGURE[name]],
-        "paper_test_accuracy": _mean_std(r["paper_test_accuracy"] for r in runs),
-        "mnist_test_accuracy": _mean_std(r["mnist_test_accuracy"] for r in runs),
-        "val_accuracy": _mean_std(r["val_accuracy"] for r in runs),
-        "roc_auc": _auc_mean_std([p for p, _ in probs], paper[1], data.classes),
+        "paper_test_accuracy": mean_std(r["paper_test_accuracy"] for r in runs),
+        "mnist_test_accuracy": mean_std(r["mnist_test_accuracy"] for r in runs),
+        "val_accuracy": mean_std(r["val_accuracy"] for r in runs),
+        "roc_auc": _aucmean_std([p for p, _ in probs], paper[1], data.classes),
         "runs": runs,
     }
     _report(options, name, summary)
@@ -237,17 +238,9 @@ def _repeat(name: str, params, data: Data, paper, options: Options, epochs: int,
     }
 
 
-def _mean_std(values) -> dict:
-    values = np.asarray(list(values), dtype=np.float64)
-    return {
-        "mean": float(values.mean()),
-        "std": float(values.std(ddof=1) if len(values) > 1 else 0),
-    }
-
-
-def _auc_mean_std(probs: list, labels: np.ndarray, classes) -> dict:
+def _aucmean_std(probs: list, labels: np.ndarray, classes) -> dict:
     scores = [roc_auc_per_class(labels, p, classes) for p in probs]
-    return {c: _mean_std(s[c] for s in scores) for c in scores[0]}
+    return {c: mean_std(s[c] for s in scores) for c in scores[0]}
 
 
 def _report(options: Options, name: str, result: dict) -> None:

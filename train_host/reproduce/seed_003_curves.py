@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from edge.atomic import atomic_write_bytes
-from train_host.reproduce.common import Data, Options, accuracy_of, epoch_progress, predict
+from train_host.reproduce.common import (
+    Data,
+    Options,
+    accuracy_of,
+    epoch_progress,
+    mean_std,
+    predict,
+)
 
 CURVE_FRACTIONS = (0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
 QUICK_FRACTIONS = (0.5, 1.0)
@@ -107,17 +114,10 @@ def _train_point(name, params, data, paper, options, epochs, train, fraction, se
 
 
 def _row(runs: list[dict]) -> dict:
-    def mean_std(key: str) -> dict:
-        values = np.array([r[key] for r in runs])
-        return {
-            "mean": float(values.mean()),
-            "std": float(values.std(ddof=1) if len(values) > 1 else 0),
-        }
-
     return {
         "images": runs[0]["images"],
         "runs": len(runs),
-        "train_accuracy": mean_std("train_accuracy"),
-        "paper_test_accuracy": mean_std("paper_test_accuracy"),
+        "train_accuracy": mean_std(r["train_accuracy"] for r in runs),
+        "paper_test_accuracy": mean_std(r["paper_test_accuracy"] for r in runs),
         "seconds": round(sum(r["seconds"] for r in runs), 1),
     }
