@@ -220,6 +220,27 @@ def test_repeats_override_the_trainings(tmp_path, shared_data, capsys, monkeypat
     assert last.endswith("argument --repeats: must be at least 1, got 0")
 
 
+@pytest.mark.parametrize("url", ["notadb://x", "postgresql+nosuchdriver://u:secret@host/db"])
+def test_unusable_storage_url_is_one_line_error_before_any_training(tmp_path, capsys, url):
+    assert run_cli(tmp_path, "--storage", url) == 2  # no data dir needed: nothing trains
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "cannot use --storage" in err
+    assert "secret" not in err  # the password is not echoed
+    assert not (tmp_path / "seed-003").exists()
+
+
+def test_storage_that_cannot_open_is_one_line_error(tmp_path):
+    from edge.errors import EdgeError
+    from train_host.reproduce import search
+
+    url = f"sqlite:///{tmp_path / 'no-such-folder' / 'study.db'}"
+    search.check_storage_url(url)  # the driver is there: the check passes
+    with pytest.raises(EdgeError, match="cannot use --storage .*in a folder that exists"):
+        search.heartbeat_storage(url)
+    with pytest.raises(EdgeError, match="cannot use --storage"):
+        search.create_study("s", url)
+
+
 def test_workers_below_one_is_one_line_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:  # a usage error: usage, then one line
         run_cli(tmp_path, "--workers", "0")

@@ -365,8 +365,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         raise EdgeError(
             f"unknown experiment {args.experiment!r}: use one of {', '.join(EXPERIMENTS)}"
         )
-    if args.repeats is not None and args.repeats < 1:
-        raise EdgeError(f"--repeats {args.repeats}: give at least 1 training")
+    if args.storage:
+        from train_host.reproduce.search import check_storage_url
+
+        check_storage_url(args.storage)
     options = Options(
         quick=args.quick,
         out=args.out,

@@ -7,8 +7,10 @@ import math
 import sys
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import optuna
+import sqlalchemy
 from optuna.trial import TrialState
 
 from edge.errors import EdgeError
@@ -27,7 +29,7 @@ def heartbeat_storage(url: str) -> optuna.storages.RDBStorage:
     engine = (
         {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}} if url.startswith("sqlite") else {}
     )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), storage_errors(url):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(
             url,
@@ -35,6 +37,32 @@ def heartbeat_storage(url: str) -> optuna.storages.RDBStorage:
             heartbeat_interval=HEARTBEAT_SECONDS,
             grace_period=GRACE_SECONDS,
         )
+
+
+def check_storage_url(url: str) -> None:
+    """Refuse, in one line, a storage URL that names no database driver installed here, before
+    any work: a search opens its storage only after the trainings that come before it."""
+    with storage_errors(url):
+        sqlalchemy.create_engine(url).dispose()  # parses the URL and loads its driver only
+
+
+@contextmanager
+def storage_errors(url: str):
+    """Turn the errors of opening an Optuna storage (a malformed URL, a driver not installed,
+    a database that cannot be reached) into one EdgeError that names the fix."""
+    try:
+        yield
+    except (ImportError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        try:
+            shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+        except sqlalchemy.exc.ArgumentError:
+            shown = url
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EdgeError(
+            f"cannot use --storage {shown} ({reason}): give sqlite:///PATH.db in a folder that "
+            "exists, or a SQLAlchemy URL whose driver is installed (pip install the module "
+            "named) and whose server answers"
+        ) from exc
 
 
 def fail_stale(study: optuna.Study) -> None:
@@ -49,13 +77,14 @@ def create_study(name: str, storage, pruner=None) -> optuna.Study:
     """Create the named study (maximised; median pruning unless told) or load it to resume;
     `storage` is a URL or an Optuna storage (e.g. an RDBStorage with heartbeats)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
-    return optuna.create_study(
-        study_name=name,
-        storage=storage,
-        load_if_exists=True,
-        direction="maximize",
-        pruner=pruner or optuna.pruners.MedianPruner(),
-    )
+    with storage_errors(getattr(storage, "url", storage)):
+        return optuna.create_study(
+            study_name=name,
+            storage=storage,
+            load_if_exists=True,
+            direction="maximize",
+            pruner=pruner or optuna.pruners.MedianPruner(),
+        )
 
 
 def open_study(
