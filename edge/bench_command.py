@@ -202,7 +202,7 @@ def gate_failures(args: argparse.Namespace, rows: list, photos: list) -> list[st
 def cmd_bench(args: argparse.Namespace) -> int:
     from edge import telemetry
     from edge.bench import machine_info
-    from edge.interpreter import require_model_file
+    from edge.interpreter import require_sound_model
     from edge.report import (
         format_photo_table,
         format_stage_table,
@@ -213,8 +213,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
 
     args.conditions = _conditions(args)
-    for model in args.models:  # a wrong model path fails before any data set is loaded
-        require_model_file(model)
+    for model in args.models:  # a wrong or corrupt model fails before any data set is loaded
+        require_sound_model(model)
     if args.frames:
         from edge.camera import open_source
 

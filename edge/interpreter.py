@@ -191,6 +191,22 @@ def require_model_file(path: Path) -> None:
         raise ModelError(f"model file {path} is empty: export it again")
 
 
+def require_matching_file(path: Path, spec: ModelSpec) -> None:
+    """Fail with a one-line fix unless the model file's SHA-256 is its sidecar's."""
+    if file_sha256(path) != spec.sha256:
+        raise ModelError(
+            f"{path} does not match the SHA-256 in its sidecar (corrupt, truncated "
+            "or replaced): copy or export the model and sidecar again"
+        )
+
+
+def require_sound_model(path: Path) -> None:
+    """What loading a model checks before its interpreter is built (`require_model_file`, the
+    sidecar, the SHA-256), so a command can check its models before loading anything else."""
+    require_model_file(path)
+    require_matching_file(path, load_spec(path))
+
+
 def _check_labels(labels: tuple[str, ...], output: dict, path: Path) -> None:
     classes = int(output["shape"][-1]) if len(output["shape"]) else 0
     if len(labels) != classes:
@@ -227,7 +243,8 @@ class Classifier:
         self.xnnpack = xnnpack
         require_model_file(self.model_path)  # before the sidecar: a wrong path is not "no sidecar"
         self.spec = spec if spec is not None else load_spec(self.model_path)
-        self._check_file(verify)
+        if verify:
+            require_matching_file(self.model_path, self.spec)
         self.backend = load_backend(backend)
         self.interpreter = self._build_interpreter()
         self._input = self.interpreter.get_input_details()[0]
@@ -243,14 +260,6 @@ class Classifier:
         self.input_shape = tuple(int(d) for d in self._input["shape"])
         self._table = self._pixel_table()
         self._dequantize = self._output_table() if self._out_quant else None
-
-    def _check_file(self, verify: bool) -> None:
-        path = self.model_path
-        if verify and file_sha256(path) != self.spec.sha256:
-            raise ModelError(
-                f"{path} does not match the SHA-256 in its sidecar (corrupt, truncated "
-                "or replaced): copy or export the model and sidecar again"
-            )
 
     def _build_interpreter(self) -> Any:
         kwargs = {"model_path": str(self.model_path)}

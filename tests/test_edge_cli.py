@@ -481,6 +481,15 @@ def test_bench_frames_missing_fails_before_timing(run_edge, golden_model, eval_n
     assert "nothing" in err and "folder of images" in err and len(err.strip().splitlines()) == 1
 
 
+def test_bench_corrupt_model_fails_before_its_data_set(run_edge, golden_model, tmp_path):
+    model = tmp_path / golden_model.name  # no test-split.npz beside it: the data set would fail
+    model.write_bytes(golden_model.read_bytes()[: golden_model.stat().st_size // 2])
+    shutil.copy(golden_model.with_suffix(".json"), model.with_suffix(".json"))
+    code, out, err = run_edge(["bench", model])
+    assert code == 2 and out == ""
+    assert "does not match the SHA-256" in err and len(err.strip().splitlines()) == 1
+
+
 def test_bench_no_xnnpack(run_edge, golden_model, eval_npz, out_dir):
     from edge.interpreter import load_backend
 
