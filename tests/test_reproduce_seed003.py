@@ -15,7 +15,14 @@ pytest.importorskip("optuna")
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
 
-PNGS = ("learning_curves.png", "confusion.png", "roc.png", "search_history.png", "importance.png")
+PNGS = (
+    "learning_curves.png",
+    "confusion.png",
+    "roc.png",
+    "search_history.png",
+    "intermediate_values.png",
+    "importance.png",
+)
 
 
 def test_lenet_has_the_papers_parameter_count():

@@ -116,6 +116,29 @@ def search_history(values: list[float], path: Path, title: str) -> Path:
     return _save(plt, fig, path)
 
 
+def intermediate_values(
+    trials: list[tuple[list[int], list[float], str]], path: Path, title: str
+) -> Path:
+    """Each trial's validation accuracy by epoch (the values a pruner judges): completed
+    trials in colour, pruned ones in grey with a cross where they were pruned (many after
+    their first epoch, a point with no line)."""
+    plt, fig, ax = _figure()
+    for steps, values, state in sorted(trials, key=lambda t: t[2] != "pruned"):  # pruned below
+        epochs = np.asarray(steps) + 1
+        if state == "pruned":
+            ax.plot(epochs, values, color="0.6", alpha=0.6, linewidth=0.8)
+            ax.scatter(epochs[-1:], values[-1:], color="0.5", marker="x", s=14, linewidths=0.8)
+        else:
+            ax.plot(epochs, values, color="C0", alpha=0.8, linewidth=0.8)
+    counts = {state: sum(t[2] == state for t in trials) for state in ("complete", "pruned")}
+    ax.plot([], [], color="C0", label=f"complete ({counts['complete']})")
+    ax.plot([], [], color="0.6", marker="x", label=f"pruned ({counts['pruned']})")
+    ax.set(xlabel="epoch", ylabel="validation accuracy", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(plt, fig, path)
+
+
 def importance(scores: dict[str, float], path: Path, title: str) -> Path:
     """Horizontal bars of hyperparameter importance."""
     plt, fig, ax = _figure(6.0, 3.5)

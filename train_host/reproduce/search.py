@@ -185,6 +185,20 @@ def history_values(study: optuna.Study) -> list[float]:
     ]
 
 
+def intermediate_values(study: optuna.Study) -> list[tuple[list[int], list[float], str]]:
+    """Each finished trial's reported values (validation accuracy by epoch): (steps, values,
+    "complete" or "pruned"), in trial order; trials that reported nothing are left out."""
+    return [
+        (
+            sorted(t.intermediate_values),
+            [t.intermediate_values[k] for k in sorted(t.intermediate_values)],
+            t.state.name.lower(),
+        )
+        for t in study.get_trials(deepcopy=False, states=FINISHED)
+        if t.intermediate_values
+    ]
+
+
 def importance(study: optuna.Study, seed: int) -> dict[str, float] | None:
     """fANOVA importance of each hyperparameter; None with fewer than two completed trials."""
     if finished(study, (TrialState.COMPLETE,)) < MIN_TRIALS_FOR_IMPORTANCE:

@@ -19,7 +19,8 @@ states. `--models paper-best` (not part of the default run) trains the paper's b
 without the 200-trial search that found it. `--models curves` (not part of the default run
 either) trains the baseline and the search's best configuration on stratified subsets of the
 training images, 20 times per size with patience 10 as the paper does (`--repeats` fewer):
-its accuracy-vs-training-size curves, figures 2 and 7 (see `seed_003_curves`). Not
+its accuracy-vs-training-size curves, figures 2 and 7 (see `seed_003_curves`). The search
+draws figure 4 (each trial's validation accuracy by epoch) and 5 (its history). Not
 reproduced: the ensemble's curve (figure 9: ten members per size) and the final 70/30
 retraining "for deployment"; the export takes the single model best on validation.
 
@@ -294,6 +295,9 @@ def _search(data: Data, options: Options, epochs: int, out) -> tuple[dict, dict]
     if not complete:
         raise EdgeError(f"study {STUDY!r} has no completed trial: run more with --trials")
     plots.search_history(search.history_values(study), out / "search_history.png", STUDY)
+    plots.intermediate_values(
+        search.intermediate_values(study), out / "intermediate_values.png", STUDY
+    )
     scores = search.importance(study, options.seed)
     if scores:
         plots.importance(scores, out / "importance.png", f"{STUDY}: fANOVA")
