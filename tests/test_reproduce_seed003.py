@@ -120,9 +120,20 @@ def test_size_curves_of_the_baseline_and_the_searched_configuration(
         for row in rows:
             for split in ("train_accuracy", "paper_test_accuracy"):
                 assert 0.0 < row[split]["mean"] <= 1.0
+            assert "ensemble" not in row  # one training a size: nothing to average
     assert (run_dir / "size_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(json.loads((run_dir / "curves.json").read_text())) == 4
-    assert run_cli(tmp_path, "--models", "curves", "--no-export") == 0
+    assert len(list((run_dir / "curve-predictions").glob("*.npy"))) == 4
+    # a second seed: the first seed's points are reused, and each size gets an ensemble of two
+    assert run_cli(tmp_path, "--models", "curves", "--repeats", "2", "--no-export") == 0
+    curves = json.loads((run_dir / "metrics.json").read_text())["size_curves"]
+    assert len(list((run_dir / "curve-predictions").glob("*.npy"))) == 8
+    for rows in curves.values():
+        assert [(r["images"], r["runs"]) for r in rows] == [(600, 2), (1200, 2)]
+        for row in rows:
+            assert row["ensemble"]["members"] == 2
+            assert 0.0 < row["ensemble"]["paper_test_accuracy"] <= 1.0
+    assert run_cli(tmp_path, "--models", "curves", "--repeats", "2", "--no-export") == 0
     again = json.loads((run_dir / "metrics.json").read_text())["size_curves"]
     assert again == curves
 

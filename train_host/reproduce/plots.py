@@ -46,17 +46,30 @@ def learning_curves(histories: dict[str, dict], path: Path, title: str) -> Path:
 
 def size_curves(curves: dict[str, list[dict]], path: Path, title: str) -> Path:
     """Test accuracy (solid, +- one std shaded) and training accuracy (dotted) of each named
-    configuration against the number of training images."""
+    configuration against the number of training images; where its rows have an ensemble,
+    the ensemble's test accuracy (dashed, squares)."""
     plt, fig, ax = _figure()
     for i, (name, rows) in enumerate(curves.items()):
         colour = f"C{i % 10}"
         images = [r["images"] for r in rows]
         test = np.array([r["paper_test_accuracy"]["mean"] for r in rows])
         spread = np.array([r["paper_test_accuracy"]["std"] for r in rows])
-        ax.plot(images, test, color=colour, marker="o", label=f"{name} (test)")
+        runs = max(r["runs"] for r in rows)
+        ax.plot(images, test, color=colour, marker="o", label=f"{name} (test, {runs} a size)")
         ax.fill_between(images, test - spread, test + spread, color=colour, alpha=0.2)
         train = [r["train_accuracy"]["mean"] for r in rows]
         ax.plot(images, train, color=colour, linestyle=":", alpha=0.7)
+        joint = [r for r in rows if "ensemble" in r]
+        if joint:
+            members = "-".join(sorted({str(r["ensemble"]["members"]) for r in joint}))
+            ax.plot(
+                [r["images"] for r in joint],
+                [r["ensemble"]["paper_test_accuracy"] for r in joint],
+                color=colour,
+                linestyle="--",
+                marker="s",
+                label=f"{name} ensemble of {members} (test)",
+            )
     ax.set_xscale("log")
     ax.set(
         xlabel="training images",
