@@ -25,6 +25,12 @@ MIN_SECONDS = 1.0
 DRIFT_BLOCKS = 10
 
 
+# The camera path's stages, timed per frame (their sum is the frame's total), and the prefix
+# naming each part of preprocess among them (`preprocess_<part>`, see edge.segment.PREPROCESS_PARTS).
+FRAME_STAGES = ("capture", "preprocess", "invoke", "post")
+PART_PREFIX = "preprocess_"
+
+
 @dataclass(frozen=True)
 class LatencyStats:
     """Latency of single-image runs in milliseconds."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bench import LatencyStats
+from edge.bench import FRAME_STAGES, PART_PREFIX, LatencyStats
 from edge.conditions import AS_TAKEN
 from edge.errors import EdgeError
 from edge.interpreter import Classifier
@@ -146,7 +146,7 @@ def _summarise(model: str, folder: str, results: list[PhotoResult], condition: s
     )
 
 
-STAGES = ("capture", "preprocess", "invoke", "post", "total")
+STAGES = (*FRAME_STAGES, "total")
 
 
 def stage_summary(timings: list) -> dict[str, LatencyStats]:
@@ -156,7 +156,8 @@ def stage_summary(timings: list) -> dict[str, LatencyStats]:
         return {}
     ms = {stage: [getattr(t, stage) for t in timings] for stage in STAGES}
     ms |= {
-        f"preprocess_{part}": [t.parts.get(part, 0.0) for t in timings] for part in PREPROCESS_PARTS
+        f"{PART_PREFIX}{part}": [t.parts.get(part, 0.0) for t in timings]
+        for part in PREPROCESS_PARTS
     }
     return {name: LatencyStats.from_ns(np.array(values) * 1e6) for name, values in ms.items()}
 

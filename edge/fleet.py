@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.atomic import atomic_write_bytes
+from edge.bench import PART_PREFIX
 from edge.errors import EdgeError
 from edge.fleet_render import build_sections, render_html, render_markdown, render_summary
 
@@ -247,9 +248,9 @@ def _stages(doc: dict, device: str) -> list[StageTiming]:
 def _parts(stage: dict) -> tuple[tuple[str, float], ...]:
     """The stage's `preprocess_<part>_ms` p50s, in the file's order (none in older files)."""
     return tuple(
-        (key.removeprefix("preprocess_").removesuffix("_ms"), _num(value))
+        (key.removeprefix(PART_PREFIX).removesuffix("_ms"), _num(value))
         for key, value in stage.items()
-        if key.startswith("preprocess_") and key.endswith("_ms") and key != "preprocess_ms"
+        if key.startswith(PART_PREFIX) and key.endswith("_ms") and key != "preprocess_ms"
     )
 
 

@@ -28,12 +28,13 @@ def _live_status(index: int, reading, seconds: float) -> str:
 def cmd_live(args: argparse.Namespace) -> int:
     import time
 
+    from edge.bench import PART_PREFIX
     from edge.camera import open_source
     from edge.camera_bench import stage_summary
     from edge.commands import load_splitter
     from edge.interpreter import Classifier
     from edge.pipeline import run
-    from edge.report import PART_PREFIX, format_parts
+    from edge.report import format_parts
 
     clf = Classifier(args.model, num_threads=args.threads)
     splitter = load_splitter(args, clf)

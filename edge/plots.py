@@ -10,6 +10,7 @@ import math
 import re
 from typing import TYPE_CHECKING
 
+from edge.bench import FRAME_STAGES
 from edge.errors import EdgeError
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ MISSING = (
     "matplotlib is not installed: pip install matplotlib "
     "(or sudo apt install python3-matplotlib), or pass --no-plots"
 )
-STAGES = ("capture_ms", "preprocess_ms", "invoke_ms", "post_ms")
+STAGES = tuple(f"{stage}_ms" for stage in FRAME_STAGES)  # as bench JSON names them
 DPI = 110
 
 

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from edge.atomic import atomic_write_bytes
-from edge.bench import BenchRow
+from edge.bench import PART_PREFIX, BenchRow
 from edge.interpreter import describe_kernels
 
 # 2: sweep, stages, warnings; accuracy_ci95, xnnpack, tensor_bytes, rss_growth_mb,
@@ -79,9 +79,6 @@ def format_sweep_table(points: list) -> str:
         for p in points
     ]
     return "\n".join(align([header] + body))
-
-
-PART_PREFIX = "preprocess_"  # stages that are parts of preprocess (edge.segment.PREPROCESS_PARTS)
 
 
 def format_stage_table(benches: list) -> str:
