@@ -19,9 +19,9 @@ states. `--models paper-best` (not part of the default run) trains the paper's b
 without the 200-trial search that found it. `--models curves` (not part of the default run
 either) trains the baseline and the search's best configuration on stratified subsets of the
 training images, 20 times per size with patience 10 as the paper does (`--repeats` fewer):
-its accuracy-vs-training-size curves, figures 2 and 7 (see `seed_003_curves`). The search
-draws figure 4 (each trial's validation accuracy by epoch) and 5 (its history). Not
-reproduced: the ensemble's curve (figure 9: ten members per size) and the final 70/30
+its accuracy-vs-training-size curves, figures 2 and 7, and each size's trainings averaged,
+the ensemble's curve, figure 9 (see `seed_003_curves`). The search draws figure 4 (each
+trial's validation accuracy by epoch) and 5 (its history). Not reproduced: the final 70/30
 retraining "for deployment"; the export takes the single model best on validation.
 
 The study resumes (SQLite in the run folder, or --storage; the trial of a killed process is
