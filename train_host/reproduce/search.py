@@ -188,15 +188,12 @@ def history_values(study: optuna.Study) -> list[float]:
 def intermediate_values(study: optuna.Study) -> list[tuple[list[int], list[float], str]]:
     """Each finished trial's reported values (validation accuracy by epoch): (steps, values,
     "complete" or "pruned"), in trial order; trials that reported nothing are left out."""
-    return [
-        (
-            sorted(t.intermediate_values),
-            [t.intermediate_values[k] for k in sorted(t.intermediate_values)],
-            t.state.name.lower(),
-        )
-        for t in study.get_trials(deepcopy=False, states=FINISHED)
-        if t.intermediate_values
-    ]
+    curves = []
+    for t in study.get_trials(deepcopy=False, states=FINISHED):
+        steps = sorted(t.intermediate_values)
+        if steps:
+            curves.append((steps, [t.intermediate_values[k] for k in steps], t.state.name.lower()))
+    return curves
 
 
 def importance(study: optuna.Study, seed: int) -> dict[str, float] | None:

@@ -226,7 +226,7 @@ def _repeat(name: str, params, data: Data, paper, options: Options, epochs: int,
         "paper_test_accuracy": mean_std(r["paper_test_accuracy"] for r in runs),
         "mnist_test_accuracy": mean_std(r["mnist_test_accuracy"] for r in runs),
         "val_accuracy": mean_std(r["val_accuracy"] for r in runs),
-        "roc_auc": _aucmean_std([p for p, _ in probs], paper[1], data.classes),
+        "roc_auc": _auc_mean_std([p for p, _ in probs], paper[1], data.classes),
         "runs": runs,
     }
     _report(options, name, summary)
@@ -239,7 +239,7 @@ def _repeat(name: str, params, data: Data, paper, options: Options, epochs: int,
     }
 
 
-def _aucmean_std(probs: list, labels: np.ndarray, classes) -> dict:
+def _auc_mean_std(probs: list, labels: np.ndarray, classes) -> dict:
     scores = [roc_auc_per_class(labels, p, classes) for p in probs]
     return {c: mean_std(s[c] for s in scores) for c in scores[0]}
 
